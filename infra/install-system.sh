@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the system packages medarena needs (podman with runc, debootstrap for the base image,
+# Chromium for the dashboard test), with apt when run as root. Idempotent: does nothing when all
+# are present.
+set -euo pipefail
+need=()
+command -v podman >/dev/null || need+=(podman)
+command -v runc >/dev/null || [ -x /usr/sbin/runc ] || need+=(runc)
+command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+command -v chromium >/dev/null || need+=(chromium chromium-driver)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "medarena: missing system packages: ${need[*]} (run as root, or install them with apt)" >&2
+  exit 1
+fi
+echo "medarena: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${need[@]}" uidmap slirp4netns fuse-overlayfs >/dev/null

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs the test suite; a run that collects no tests fails (pytest's exit code 5).
+set -uo pipefail
+PY=${1:-.venv/bin/python}
+mkdir -p test-artifacts
+"$PY" -m pytest "${@:2}"
+rc=$?
+if [ $rc -eq 5 ]; then echo "medarena: pytest collected no tests" >&2; exit 1; fi
+exit $rc
