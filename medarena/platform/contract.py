@@ -1,0 +1,267 @@
+"""The container contract (grand-challenge.org's layout): what a container finds in /input and
+must leave in /output, one run per case.
+
+- ``/input/inputs.json``: one ``{"interface": {"slug", "kind", "relative_path"}, "value"}`` entry
+  per input socket (``value`` is null for image sockets).
+- An image socket is exactly one image file in the folder ``<relative_path>/`` (inputs are
+  written as ``<uuid>.mha``); a JSON socket is the file ``<relative_path>``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import uuid
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import numpy as np
+import SimpleITK as sitk
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from medarena.evaluators.image import Image
+from medarena.platform.loaders.images import read_image
+
+IMAGE_KINDS = ("image", "segmentation", "heat-map", "displacement-field")
+JSON_KINDS = ("json", "boxes", "points", "probability")
+SocketKind = Literal["image", "segmentation", "heat-map", "displacement-field",
+                     "json", "boxes", "points", "probability"]
+
+# Image files accepted as outputs, longest suffix first so that ".nii.gz" wins over ".gz".
+OUTPUT_IMAGE_SUFFIXES = (".nii.gz", ".tiff", ".mha", ".mhd", ".tif")
+
+
+class MissingOutput(ValueError):
+    """An output socket the container did not write."""
+
+
+class InvalidOutput(ValueError):
+    """An output socket whose file cannot be used (unreadable, duplicated, wrong grid, ...)."""
+
+
+class Socket(BaseModel):
+    """One input or output of an algorithm, as grand-challenge.org names them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    kind: SocketKind
+    relative_path: str = Field(description="image kinds: a folder (images/ct); JSON kinds: a file (x.json)")
+
+    @field_validator("relative_path")
+    @classmethod
+    def _inside_the_mount(cls, value: str) -> str:
+        path = PurePosixPath(value)
+        if not value or path.is_absolute() or ".." in path.parts or "\\" in value:
+            raise ValueError(f"relative_path {value!r} must be a relative path without '..'")
+        if path.parts == ("inputs.json",):
+            raise ValueError("relative_path 'inputs.json' is reserved")
+        return str(path)
+
+    @model_validator(mode="after")
+    def _path_fits_kind(self) -> Socket:
+        if self.is_json and not self.relative_path.endswith(".json"):
+            raise ValueError(f"relative_path of the {self.kind} socket {self.slug!r} must end with .json")
+        if self.is_image and self.relative_path.endswith((".json", *OUTPUT_IMAGE_SUFFIXES)):
+            raise ValueError(f"relative_path of the {self.kind} socket {self.slug!r} must be a folder, "
+                             f"not a file name ({self.relative_path})")
+        return self
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind in IMAGE_KINDS
+
+    @property
+    def is_json(self) -> bool:
+        return self.kind in JSON_KINDS
+
+    def interface(self) -> dict[str, str]:
+        return {"slug": self.slug, "kind": self.kind, "relative_path": self.relative_path}
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs
+
+
+def write_inputs(input_dir: Path, sockets: list[Socket], values: Mapping[str, Any], *,
+                 compress: bool = False) -> None:
+    """Write one case's inputs in the contract layout under ``input_dir`` (created if needed).
+
+    ``values`` maps each socket slug to an :class:`Image` (image kinds) or a JSON-serializable
+    value (JSON kinds). Everything written is world-readable, since the container's user is the
+    image's own, not the caller's.
+    """
+    input_dir = Path(input_dir)
+    input_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(input_dir, 0o755)
+    entries = []
+    for socket in sockets:
+        if socket.slug not in values:
+            raise ValueError(f"input socket {socket.slug!r}: no value given")
+        value = values[socket.slug]
+        target = input_dir / socket.relative_path
+        if socket.is_image:
+            if not isinstance(value, Image):
+                raise ValueError(f"input socket {socket.slug!r}: expected an Image, got {type(value).__name__}")
+            _make_dirs(input_dir, target)
+            _write_mha(value, target / f"{uuid.uuid4()}.mha", compress=compress)
+            entries.append({"interface": socket.interface(), "value": None})
+        else:
+            _make_dirs(input_dir, target.parent)
+            try:
+                text = json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"input socket {socket.slug!r}: value is not JSON ({exc})") from None
+            target.write_text(text)
+            os.chmod(target, 0o644)
+            entries.append({"interface": socket.interface(), "value": value})
+    (input_dir / "inputs.json").write_text(json.dumps(entries, indent=2))
+    os.chmod(input_dir / "inputs.json", 0o644)
+
+
+def _make_dirs(root: Path, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    while folder != root and root in folder.parents:
+        os.chmod(folder, 0o755)
+        folder = folder.parent
+
+
+def image_to_sitk(image: Image) -> sitk.Image:
+    """An :class:`Image` as a SimpleITK image (spacing back in ITK order, components as a vector)."""
+    array = np.asarray(image.array)
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    elif array.dtype == np.float16:
+        array = array.astype(np.float32)
+    is_vector = array.ndim == image.ndim + 1
+    if array.ndim not in (image.ndim, image.ndim + 1):
+        raise ValueError(f"an array of shape {array.shape} does not fit a {image.ndim}D image")
+    result = sitk.GetImageFromArray(array, isVector=is_vector)
+    result.SetSpacing([float(s) for s in reversed(image.spacing)])
+    result.SetOrigin([float(o) for o in image.origin])
+    result.SetDirection([float(d) for d in image.direction])
+    return result
+
+
+def _write_mha(image: Image, path: Path, *, compress: bool) -> None:
+    sitk.WriteImage(image_to_sitk(image), str(path), useCompression=compress)
+    os.chmod(path, 0o644)
+
+
+# ---------------------------------------------------------------------------------------------
+# outputs
+
+
+def read_outputs(output_dir: Path, sockets: list[Socket], *,
+                 expected_geometry: Image | Mapping[str, Image] | None = None) -> dict[str, Any]:
+    """Read and check every output socket of one run: slug -> :class:`Image` or JSON value.
+
+    ``expected_geometry`` is the grid every image output must sample (one Image for all, or one
+    per slug). Raises :class:`MissingOutput` or :class:`InvalidOutput` for the first socket
+    that fails, with a one-line message naming the socket and the file as the container saw it
+    (``/output/...``).
+    """
+    output_dir = Path(output_dir)
+    results: dict[str, Any] = {}
+    for socket in sockets:
+        if socket.is_image:
+            expected = (expected_geometry.get(socket.slug) if isinstance(expected_geometry, Mapping)
+                        else expected_geometry)
+            results[socket.slug] = _read_image_output(output_dir, socket, expected)
+        else:
+            results[socket.slug] = _read_json_output(output_dir, socket)
+    return results
+
+
+def _shown(socket: Socket, name: str | None = None) -> str:
+    path = PurePosixPath("/output", socket.relative_path)
+    return str(path / name) if name else str(path)
+
+
+def _read_json_output(output_dir: Path, socket: Socket) -> Any:
+    path = output_dir / socket.relative_path
+    where = f"output socket {socket.slug!r}: {_shown(socket)}"
+    if not path.is_file():
+        raise MissingOutput(f"{where}: missing" + (" (a folder, not a file)" if path.is_dir() else ""))
+
+    def reject_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a valid JSON value")
+
+    try:
+        return json.loads(path.read_bytes(), parse_constant=reject_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidOutput(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+                            ) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidOutput(f"{where}: not valid JSON ({exc})") from None
+
+
+def _image_suffix(name: str) -> str | None:
+    lower = name.lower()
+    return next((s for s in OUTPUT_IMAGE_SUFFIXES if lower.endswith(s)), None)
+
+
+def _read_image_output(output_dir: Path, socket: Socket, expected: Image | None) -> Image:
+    folder = output_dir / socket.relative_path
+    where = f"output socket {socket.slug!r}"
+    if not folder.is_dir():
+        raise MissingOutput(f"{where}: {_shown(socket)}/ missing")
+    names = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    images = [n for n in names if _image_suffix(n)]
+    if not images:
+        found = f" (found only: {', '.join(names[:5])})" if names else ""
+        raise MissingOutput(f"{where}: no image file (.mha, .mhd, .tif, .tiff, .nii.gz) in "
+                            f"{_shown(socket)}/{found}")
+    if len(images) > 1:
+        raise InvalidOutput(f"{where}: expected exactly one image file in {_shown(socket)}/, "
+                            f"found {len(images)}: {', '.join(images[:5])}")
+    name = images[0]
+    where = f"{where}: {_shown(socket, name)}"
+    path = folder / name
+    try:
+        image = read_image(path)
+    except (ValueError, RuntimeError, OSError) as exc:
+        reason = str(exc).splitlines()[0].removeprefix(f"{path}: ").replace(str(path), _shown(socket, name))
+        raise InvalidOutput(f"{where}: {reason[:300]}") from None
+    _check_image(where, socket, image, expected)
+    return image
+
+
+def _check_image(where: str, socket: Socket, image: Image, expected: Image | None) -> None:
+    array = image.array
+    components = array.shape[image.ndim:]
+    if socket.kind == "displacement-field":
+        if components != (image.ndim,):
+            raise InvalidOutput(f"{where}: a displacement field needs {image.ndim} components per voxel, "
+                                f"found {components[0] if components else 1}")
+    elif components:
+        raise InvalidOutput(f"{where}: expected a scalar image, found {components[0]} components per voxel")
+    if array.dtype.kind == "c":
+        raise InvalidOutput(f"{where}: complex voxel values are not supported")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise InvalidOutput(f"{where}: {int((~np.isfinite(array)).sum())} voxels are NaN or infinite")
+    if socket.kind == "segmentation":
+        if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
+            raise InvalidOutput(f"{where}: a segmentation must hold integer labels, found fractional values")
+        if array.size and array.min() < 0:
+            raise InvalidOutput(f"{where}: a segmentation must hold labels >= 0, found {array.min()}")
+    if expected is not None and not image.same_geometry(expected):
+        differences = [
+            f"{label} {_fmt(got)} instead of {_fmt(want)}"
+            for label, got, want in (("shape", image.shape, expected.shape),
+                                     ("spacing", image.spacing, expected.spacing),
+                                     ("origin", image.origin, expected.origin),
+                                     ("direction", image.direction, expected.direction))
+            if not _close(got, want)
+        ]
+        raise InvalidOutput(f"{where}: not on the input's grid: {'; '.join(differences)}")
+
+
+def _close(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(math.isclose(x, y, abs_tol=1e-4) for x, y in zip(a, b, strict=True))
+
+
+def _fmt(values: tuple) -> str:
+    return "(" + ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values) + ")"
