@@ -1,0 +1,145 @@
+"""One case of one submission, as it runs on a worker: no database, only stores and a container.
+
+``run_algorithm`` exports the case's inputs to the container contract layout in a scratch
+folder, runs the container, checks its outputs against the interface and stores them as
+predictions; ``evaluate_case`` scores stored (or in-memory) predictions against the references.
+The scheduler runs both as Ray tasks and writes what they return to the database; ``medarena try``
+runs them in-process.
+"""
+
+from __future__ import annotations
+
+import platform as _platform
+import shutil
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medarena.evaluators.tasks import CaseError, get_task, jsonable
+from medarena.platform import casestore
+from medarena.platform.challenges import ChallengeDefinition
+from medarena.platform.contract import InvalidOutput, MissingOutput, read_outputs, write_inputs
+from medarena.platform.runner import Limits, run_container
+
+
+@dataclass
+class CaseJob:
+    case: str
+    image: str  # the pinned image ID that runs
+    definition: dict[str, Any]
+    inputs_url: str
+    references_url: str
+    predictions_url: str | None  # None: keep predictions in memory (``medarena try``)
+    scratch: str
+    submission_id: int | None = None
+
+
+@dataclass
+class CaseOutcome:
+    case: str
+    state: str  # "evaluating" (algorithm done), "succeeded" or "failed"
+    reason: str | None = None
+    detail: str = ""
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+    runtime_seconds: float | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    pooled: Any = None
+    notes: list[str] = field(default_factory=list)
+    node: str = field(default_factory=_platform.node)
+    platform_error: bool = False  # not the participant's fault: retried, never charged
+    predictions: dict[str, Any] | None = None
+
+
+def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
+    definition = ChallengeDefinition.model_validate(job.definition)
+    workdir = Path(job.scratch) / f"{job.submission_id or 'try'}-{job.case}-{uuid.uuid4().hex[:8]}"
+    try:
+        try:
+            (workdir / "input").mkdir(parents=True)
+            (workdir / "output").mkdir()
+            values = casestore.read_case(job.inputs_url, job.case, [s.slug for s in definition.interface.inputs])
+            write_inputs(workdir / "input", definition.interface.inputs, values)
+        except Exception as exc:  # noqa: BLE001 - the platform's fault, not the participant's
+            return _platform_error(job.case, "exporting the inputs", exc)
+        limits = Limits(**definition.limits.model_dump())
+        name = f"medarena-{job.submission_id or 'try'}-{_safe(job.case)}-{uuid.uuid4().hex[:6]}"
+        result = run_container(job.image, workdir / "input", workdir / "output", limits,
+                               gpu_ids=gpu_ids, name=name)
+        outcome = CaseOutcome(case=job.case, state="failed", stdout_tail=result.stdout_tail,
+                              stderr_tail=result.stderr_tail, runtime_seconds=result.runtime_seconds)
+        if result.status != "ok":
+            outcome.reason = result.status
+            outcome.detail = _describe_failure(result, limits)
+            return outcome
+        try:
+            predictions = read_outputs(workdir / "output", definition.interface.outputs)
+        except MissingOutput as exc:
+            outcome.reason, outcome.detail = "missing_output", str(exc)
+            return outcome
+        except InvalidOutput as exc:
+            outcome.reason, outcome.detail = "invalid_output", str(exc)
+            return outcome
+        try:
+            if job.predictions_url:
+                casestore.write_case(job.predictions_url, job.case, predictions)
+            else:
+                outcome.predictions = predictions
+        except Exception as exc:  # noqa: BLE001
+            return _platform_error(job.case, "storing the predictions", exc)
+        outcome.state = "evaluating"
+        return outcome
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def evaluate_case(job: CaseJob, predictions: dict[str, Any] | None = None) -> CaseOutcome:
+    """Score one case's predictions (read from the predictions store when not given)."""
+    definition = ChallengeDefinition.model_validate(job.definition)
+    evaluation = definition.evaluation
+    task = get_task(evaluation.task)
+    settings = evaluation.task_settings()
+    outcome = CaseOutcome(case=job.case, state="failed")
+    try:
+        if predictions is None:
+            predictions = casestore.read_case(job.predictions_url, job.case)
+        context = casestore.read_case(job.inputs_url, job.case) | casestore.read_case(job.references_url, job.case)
+    except Exception as exc:  # noqa: BLE001
+        return _platform_error(job.case, "reading the case for evaluation", exc)
+    try:
+        reference = {role: context[slug] for role, slug in evaluation.reference.items()}
+        prediction = {role: predictions[slug] for role, slug in evaluation.prediction.items()}
+        result = task.score_case(reference, prediction, settings)
+    except (CaseError, ValueError, KeyError) as exc:
+        outcome.reason, outcome.detail = "invalid_output", f"case {job.case}: {exc}"
+        return outcome
+    except Exception as exc:  # noqa: BLE001
+        return _platform_error(job.case, "evaluating", exc)
+    outcome.state = "succeeded"
+    outcome.rows = jsonable(result.rows)
+    outcome.pooled = jsonable(result.pooled)
+    outcome.notes = list(result.notes)
+    return outcome
+
+
+def _describe_failure(result, limits: Limits) -> str:
+    if result.status == "timeout":
+        return f"the algorithm ran longer than the wall-time limit of {limits.wall_time_seconds:g} s and was stopped"
+    if result.status == "out_of_memory":
+        return f"the algorithm used more than its memory limit of {limits.memory_mb} MB and was killed"
+    if result.status == "exit_code":
+        last = (result.stderr_tail.strip().splitlines() or [""])[-1]
+        return f"the algorithm exited with code {result.exit_code}" + (f": {last}" if last else "")
+    return result.stderr_tail.strip().splitlines()[-1] if result.stderr_tail.strip() else result.status
+
+
+def _platform_error(case: str, doing: str, exc: BaseException) -> CaseOutcome:
+    return CaseOutcome(case=case, state="failed", reason="platform_error", platform_error=True,
+                       detail=f"platform error while {doing}: {type(exc).__name__}: {exc}",
+                       stderr_tail=traceback.format_exc()[-2000:])
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)[:40]

@@ -1,0 +1,178 @@
+"""Challenge definitions: the organizer's YAML, validated with pydantic.
+
+Every validation error names the file and the field (``demo.yaml: phases.0.closes: ...``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from medarena.evaluators.tasks import TASK_MODULES, get_task
+from medarena.platform.contract import Socket
+
+SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+class DefinitionError(ValueError):
+    """A challenge definition that cannot be used; the message names the file and the field."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PhaseDefinition(Strict):
+    slug: str = Field(pattern=SLUG)
+    title: str = ""
+    opens: dt.datetime | None = None
+    closes: dt.datetime | None = None
+    submission_limit: int = Field(default=5, ge=0, description="per participant per period; 0 = none")
+    limit_period_days: float = Field(default=1.0, gt=0)
+    leaderboard_public: bool = True
+    case_results_public: bool = False
+
+    @field_validator("opens", "closes")
+    @classmethod
+    def _as_utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value
+
+    @model_validator(mode="after")
+    def _closes_after_opens(self) -> PhaseDefinition:
+        if self.opens and self.closes and self.closes <= self.opens:
+            raise ValueError("closes must be later than opens")
+        return self
+
+    def is_open(self, now: dt.datetime) -> bool:
+        return (self.opens is None or now >= self.opens) and (self.closes is None or now < self.closes)
+
+
+class ReferenceSocket(Socket):
+    same_grid_as: str | None = Field(
+        default=None, description="input socket whose image grid this reference must match")
+
+
+class Interface(Strict):
+    inputs: list[Socket] = Field(min_length=1)
+    outputs: list[Socket] = Field(min_length=1)
+    references: list[ReferenceSocket] = Field(default_factory=list)
+
+
+class Evaluation(Strict):
+    task: str
+    # task role -> socket slug; roles of the reference side may name input or reference sockets
+    reference: dict[str, str] = Field(default_factory=dict)
+    prediction: dict[str, str] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str) -> str:
+        if value not in TASK_MODULES:
+            raise ValueError(f"unknown task {value!r}; known: {', '.join(TASK_MODULES)}")
+        return value
+
+    def task_settings(self):
+        return get_task(self.task).Settings.model_validate(self.settings)
+
+
+class Limits(Strict):
+    wall_time_seconds: float = Field(default=300, gt=0)
+    memory_mb: int = Field(default=2048, ge=64)
+    cpus: float = Field(default=1.0, gt=0)
+    pids: int = Field(default=256, ge=16)
+    gpus: int = Field(default=0, ge=0)
+
+
+class ChallengeDefinition(Strict):
+    slug: str = Field(pattern=SLUG)
+    title: str
+    description: str = ""
+    phases: list[PhaseDefinition] = Field(min_length=1)
+    interface: Interface
+    evaluation: Evaluation
+    ranking: dict[str, Any] = Field(default_factory=dict)
+    limits: Limits = Field(default_factory=Limits)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ChallengeDefinition:
+        slugs = [p.slug for p in self.phases]
+        if len(set(slugs)) != len(slugs):
+            raise ValueError("phases: two phases share a slug")
+        inputs = {s.slug for s in self.interface.inputs}
+        outputs = {s.slug for s in self.interface.outputs}
+        refs = {s.slug for s in self.interface.references}
+        task = get_task(self.evaluation.task)
+        ev = self.evaluation
+        ev.reference = {**{r: r for r in task.reference_roles if r in inputs | refs}, **ev.reference}
+        ev.prediction = {**{r: r for r in task.prediction_roles if r in outputs}, **ev.prediction}
+        if len(task.prediction_roles) == 1 and not ev.prediction and len(outputs) == 1:
+            ev.prediction = {task.prediction_roles[0]: next(iter(outputs))}
+        for role, slug in ev.reference.items():
+            if slug not in inputs | refs:
+                raise ValueError(f"evaluation.reference.{role}: no input or reference socket {slug!r}")
+        for role, slug in ev.prediction.items():
+            if slug not in outputs:
+                raise ValueError(f"evaluation.prediction.{role}: no output socket {slug!r}")
+        for role in task.prediction_roles:
+            if role not in ev.prediction:
+                raise ValueError(f"evaluation.prediction: the {ev.task} task needs the role {role!r}")
+        for ref in self.interface.references:
+            if ref.same_grid_as and ref.same_grid_as not in inputs:
+                raise ValueError(f"interface.references: same_grid_as names no input {ref.same_grid_as!r}")
+        try:
+            ev.task_settings()
+        except ValidationError as exc:
+            raise ValueError(f"evaluation.settings: {_first_error(exc)}") from None
+        if self.ranking:
+            from medarena.evaluators.ranking import RankingRecipe
+
+            try:
+                RankingRecipe.model_validate(self.ranking)
+            except ValidationError as exc:
+                raise ValueError(f"ranking: {_first_error(exc)}") from None
+        return self
+
+    def phase(self, slug: str) -> PhaseDefinition:
+        for phase in self.phases:
+            if phase.slug == slug:
+                return phase
+        raise DefinitionError(f"challenge {self.slug!r} has no phase {slug!r}; phases: "
+                              f"{', '.join(p.slug for p in self.phases)}")
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}" if where else err["msg"]
+
+
+def load_definition(path: Path) -> ChallengeDefinition:
+    """Read and validate a challenge YAML; raise DefinitionError naming the file and field."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise DefinitionError(f"{path}: no such file") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise DefinitionError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise DefinitionError(f"{path}: expected a mapping of fields at the top level")
+    return parse_definition(data, source=str(path))
+
+
+def parse_definition(data: dict[str, Any], source: str = "<definition>") -> ChallengeDefinition:
+    try:
+        return ChallengeDefinition.model_validate(data)
+    except ValidationError as exc:
+        raise DefinitionError(f"{source}: {_first_error(exc)}") from None
+
+

@@ -1,0 +1,191 @@
+"""The database: SQLAlchemy 2 models and sessions. Alembic migrations create the schema.
+
+Only the platform's driver process writes here (the CLI and the scheduler's driver); Ray tasks
+return results and the dashboard only reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine, event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Challenge(Base):
+    __tablename__ = "challenges"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    definition: Mapped[dict[str, Any]]  # the validated YAML, as JSON
+    source_path: Mapped[str] = mapped_column(String(1000), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    phases: Mapped[list[Phase]] = relationship(back_populates="challenge", cascade="all, delete-orphan",
+                                               order_by="Phase.id")
+
+
+class Phase(Base):
+    __tablename__ = "phases"
+    __table_args__ = (UniqueConstraint("challenge_id", "slug"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenges.id"))
+    slug: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200), default="")
+    challenge: Mapped[Challenge] = relationship(back_populates="phases")
+    cases: Mapped[list[Case]] = relationship(back_populates="phase", order_by="Case.name")
+    submissions: Mapped[list[Submission]] = relationship(back_populates="phase", order_by="Submission.id")
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    __table_args__ = (UniqueConstraint("phase_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    checksum: Mapped[str] = mapped_column(String(64))
+    info: Mapped[dict[str, Any]] = mapped_column(default=dict)  # per socket: shape, spacing, modality
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    phase: Mapped[Phase] = relationship(back_populates="cases")
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id"))
+    participant: Mapped[str] = mapped_column(String(200))
+    image: Mapped[str] = mapped_column(String(500))  # what the participant handed in
+    image_digest: Mapped[str] = mapped_column(String(100))  # what runs: the pinned image ID
+    comment: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(20), default="queued")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    dataset_metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)  # pooled: AP, AUROC, curves
+    aggregates: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    phase: Mapped[Phase] = relationship(back_populates="submissions")
+    jobs: Mapped[list[Job]] = relationship(back_populates="submission", order_by="Job.id",
+                                           cascade="all, delete-orphan")
+
+
+class Job(Base):
+    """One case of one submission: (submission, case) is unique, so reruns never duplicate."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("submission_id", "case_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"))
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    state: Mapped[str] = mapped_column(String(20), default="queued")
+    reason: Mapped[str | None] = mapped_column(String(40))  # timeout, out_of_memory, exit_code, ...
+    detail: Mapped[str] = mapped_column(Text, default="")  # a one-line message a participant can act on
+    stdout_tail: Mapped[str] = mapped_column(Text, default="")
+    stderr_tail: Mapped[str] = mapped_column(Text, default="")
+    runtime_seconds: Mapped[float | None] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    pooled: Mapped[Any] = mapped_column(JSON, nullable=True)  # the evaluator's data-set payload
+    node: Mapped[str] = mapped_column(String(200), default="")
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    submission: Mapped[Submission] = relationship(back_populates="jobs")
+    case: Mapped[Case] = relationship()
+    metrics: Mapped[list[MetricValue]] = relationship(back_populates="job", cascade="all, delete-orphan")
+
+
+class MetricValue(Base):
+    """One metric of one job, long format: (job, label, metric) -> value (NULL when undefined)."""
+
+    __tablename__ = "metric_values"
+    __table_args__ = (UniqueConstraint("job_id", "label", "metric"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
+    label: Mapped[str] = mapped_column(String(100), default="")  # "" for whole-case metrics
+    metric: Mapped[str] = mapped_column(String(100))
+    value: Mapped[float | None] = mapped_column(Float)
+    job: Mapped[Job] = relationship(back_populates="metrics")
+
+
+class LeaderboardEntry(Base):
+    """The latest ranking of a phase, one row per ranked submission."""
+
+    __tablename__ = "leaderboard_entries"
+    __table_args__ = (UniqueConstraint("phase_id", "submission_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id"))
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"))
+    rank: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float | None] = mapped_column(Float)
+    rank_low: Mapped[float | None] = mapped_column(Float)  # 2.5 % bootstrap rank
+    rank_high: Mapped[float | None] = mapped_column(Float)  # 97.5 % bootstrap rank
+    columns: Mapped[dict[str, Any]] = mapped_column(default=dict)  # metric column -> aggregate value
+    computed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    submission: Mapped[Submission] = relationship()
+
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@cache
+def engine_for(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
+    if url.startswith("sqlite"):
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+    return engine
+
+
+def upgrade(url: str) -> None:
+    """Bring the schema to the newest Alembic revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(config, "head")
+
+
+_migrated: set[str] = set()
+
+
+@contextmanager
+def session_scope(url: str, *, migrate: bool = True):
+    """A session committed on success and rolled back on any error (nothing half-written)."""
+    if migrate and url not in _migrated:
+        upgrade(url)
+        _migrated.add(url)
+    session = sessionmaker(engine_for(url), expire_on_commit=False)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def read_session(url: str) -> Session:
+    """A session for readers (the dashboard): no migration, nothing committed."""
+    return sessionmaker(engine_for(url))()

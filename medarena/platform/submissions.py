@@ -1,0 +1,73 @@
+"""Submissions: checking a phase is open and a participant's limit, and recording them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from medarena.platform.challenges import ChallengeDefinition
+from medarena.platform.database import Challenge, Phase, Submission, utcnow
+
+ACTIVE_STATES = ("queued", "running", "evaluating")
+FINAL_STATES = ("succeeded", "failed", "cancelled")
+
+
+class SubmissionError(ValueError):
+    """A submission that cannot be accepted (closed phase, limit spent, unknown challenge...)."""
+
+
+def find_phase(session: Session, challenge_slug: str, phase_slug: str) -> tuple[Phase, ChallengeDefinition]:
+    challenge = session.scalar(select(Challenge).where(Challenge.slug == challenge_slug))
+    if challenge is None:
+        raise SubmissionError(f"no challenge {challenge_slug!r}; create it with `medarena challenge create`")
+    phase = next((p for p in challenge.phases if p.slug == phase_slug), None)
+    if phase is None:
+        raise SubmissionError(f"challenge {challenge_slug!r} has no phase {phase_slug!r}; phases: "
+                              f"{', '.join(p.slug for p in challenge.phases)}")
+    return phase, ChallengeDefinition.model_validate(challenge.definition)
+
+
+def create_submission(session: Session, challenge_slug: str, phase_slug: str, participant: str,
+                      image: str, image_digest: str, comment: str = "",
+                      now: dt.datetime | None = None) -> Submission:
+    """Record a queued submission after checking the phase window and the participant's limit.
+
+    The check and the insert happen in one transaction that first takes a write lock (SQLite:
+    BEGIN IMMEDIATE through a no-op update; PostgreSQL: a row lock on the phase), so two
+    concurrent submissions cannot both take the last slot.
+    """
+    now = now or utcnow()
+    phase, definition = find_phase(session, challenge_slug, phase_slug)
+    _lock_phase(session, phase)
+    rules = definition.phase(phase_slug)
+    if not rules.is_open(now):
+        when = (f"opens {rules.opens:%Y-%m-%d %H:%M} UTC" if rules.opens and now < rules.opens
+                else f"closed {rules.closes:%Y-%m-%d %H:%M} UTC")
+        raise SubmissionError(f"phase {challenge_slug}/{phase_slug} is not open: it {when}")
+    if not phase.cases:
+        raise SubmissionError(f"phase {challenge_slug}/{phase_slug} has no cases; ingest data first")
+    if rules.submission_limit:
+        since = now - dt.timedelta(days=rules.limit_period_days)
+        used = session.scalar(
+            select(func.count(Submission.id)).where(
+                Submission.phase_id == phase.id, Submission.participant == participant,
+                Submission.created_at >= since, Submission.state != "cancelled"))
+        if used >= rules.submission_limit:
+            raise SubmissionError(
+                f"participant {participant!r} has used {used} of {rules.submission_limit} submissions to "
+                f"{challenge_slug}/{phase_slug} in the last {rules.limit_period_days:g} day(s)")
+    submission = Submission(phase=phase, participant=participant, image=image, image_digest=image_digest,
+                            comment=comment, state="queued", created_at=now)
+    session.add(submission)
+    session.flush()
+    return submission
+
+
+def _lock_phase(session: Session, phase: Phase) -> None:
+    if session.bind.dialect.name == "sqlite":
+        # an UPDATE turns SQLite's deferred transaction into a write transaction at once
+        session.execute(Phase.__table__.update().where(Phase.id == phase.id).values(slug=phase.slug))
+    else:
+        session.execute(select(Phase.id).where(Phase.id == phase.id).with_for_update())
