@@ -104,7 +104,8 @@ def write_inputs(input_dir: Path, sockets: list[Socket], values: Mapping[str, An
         target = input_dir / socket.relative_path
         if socket.is_image:
             if not isinstance(value, Image):
-                raise ValueError(f"input socket {socket.slug!r}: expected an Image, got {type(value).__name__}")
+                raise ValueError(f"input socket {socket.slug!r}: expected an Image, "
+                                 f"got {type(value).__name__}")
             _make_dirs(input_dir, target)
             _write_mha(value, target / f"{uuid.uuid4()}.mha", compress=compress)
             entries.append({"interface": socket.interface(), "value": None})

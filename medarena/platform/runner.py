@@ -1,0 +1,294 @@
+"""Running one participant container for one case with podman, isolated as DESIGN.md's container
+contract says, and loading/pinning participant images.
+
+Faults of the container are results (:class:`RunResult` with a status the participant can act
+on); faults of the platform (podman missing or failing before the container exists) raise
+:class:`RunnerError` so that the caller can retry them without charging the participant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import IO, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RunStatus = Literal["ok", "timeout", "out_of_memory", "exit_code", "image_error"]
+
+DEFAULT_LOG_TAIL_BYTES = 16_384
+# The podman settings shipped with the repository (runc, explicit ulimits).
+_REPO_CONTAINERS_CONF = Path(__file__).resolve().parents[2] / "infra" / "containers.conf"
+_SIGKILL_EXIT = 137
+_ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".tar.zst")
+
+
+class Limits(BaseModel):
+    """Resource limits of one container run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    wall_time_seconds: float = Field(default=300, gt=0)
+    memory_mb: int = Field(default=2048, ge=16)
+    cpus: float = Field(default=1.0, gt=0)
+    pids: int = Field(default=256, ge=8)
+    gpus: int = Field(default=0, ge=0)
+
+
+class ImageError(ValueError):
+    """A participant image that cannot be used; the message names the file or image."""
+
+
+class RunnerError(RuntimeError):
+    """podman failed for a reason that is not the container's fault (retry, do not charge)."""
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    name: str  # a tag as loaded or given (informative only)
+    digest: str  # the image ID, "sha256:<64 hex>": what actually runs
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: RunStatus
+    exit_code: int | None
+    runtime_seconds: float
+    stdout_tail: str
+    stderr_tail: str
+    command: list[str] = field(repr=False)
+    message: str = ""  # one line for the participant; empty when ok
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+# ---------------------------------------------------------------------------------------------
+# podman plumbing
+
+
+@cache
+def podman_available() -> bool:
+    return shutil.which("podman") is not None
+
+
+def podman_env() -> dict[str, str]:
+    """The environment for podman calls: CONTAINERS_CONF defaults to the repository's settings."""
+    env = dict(os.environ)
+    if not env.get("CONTAINERS_CONF") and _REPO_CONTAINERS_CONF.is_file():
+        env["CONTAINERS_CONF"] = str(_REPO_CONTAINERS_CONF)
+    return env
+
+
+def _podman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    if not podman_available():
+        raise RunnerError("podman is not installed (apt-get install podman runc)")
+    return subprocess.run(["podman", *args], capture_output=True, text=True, env=podman_env(),
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].removeprefix("Error: ") if lines else ""
+
+
+@cache
+def _runc() -> str | None:
+    return shutil.which("runc") or next((p for p in ("/usr/sbin/runc", "/usr/bin/runc") if Path(p).exists()),
+                                        None)
+
+
+# ---------------------------------------------------------------------------------------------
+# images
+
+
+def load_image(ref: str | Path) -> ImageRef:
+    """Make ``ref`` (a local image name, or a ``podman save``/``docker save`` tarball) available
+    locally and pin it by its image ID. Raises :class:`ImageError`."""
+    ref = str(ref)
+    if ref.endswith(_ARCHIVE_SUFFIXES) or Path(ref).is_file():
+        return _load_archive(Path(ref))
+    return inspect_image(ref)
+
+
+def _load_archive(path: Path) -> ImageRef:
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    result = _podman("load", "-i", str(path), timeout=1800)
+    if result.returncode != 0:
+        raise ImageError(f"{path}: not a loadable image archive ({_last_line(result.stderr)[:300]})")
+    # podman prints "Loaded image: NAME" (or "Loaded image(s): A,B") per image in the archive
+    names = [n.strip() for line in result.stdout.splitlines() if line.startswith("Loaded image")
+             for n in line.split(":", 1)[1].split(",") if n.strip()]
+    if not names:
+        raise ImageError(f"{path}: the archive holds no image")
+    refs = {inspect_image(name, source=str(path)) for name in names}
+    if len({r.digest for r in refs}) > 1:
+        raise ImageError(f"{path}: the archive holds {len(refs)} different images; submit exactly one")
+    return next(iter(refs))
+
+
+def inspect_image(ref: str, *, source: str | None = None) -> ImageRef:
+    """Pin a local image by its ID, checking that it has something to run on this machine."""
+    label = f"{source}: image {ref}" if source else f"image {ref}"
+    result = _podman("image", "inspect", ref)
+    if result.returncode != 0:
+        raise ImageError(f"{label}: not found among the local images (load it or build it first)")
+    info = json.loads(result.stdout)[0]
+    config = info.get("Config") or {}
+    if not config.get("Entrypoint") and not config.get("Cmd"):
+        raise ImageError(f"{label}: has no ENTRYPOINT and no CMD, so there is nothing to run")
+    arch, host = info.get("Architecture"), _host_arch()
+    if arch and host and arch != host:
+        raise ImageError(f"{label}: built for {arch}, this machine runs {host}")
+    digest = "sha256:" + info["Id"].removeprefix("sha256:")
+    tags = info.get("RepoTags") or []
+    name = ref if ref in tags else (tags[0] if tags else digest)
+    return ImageRef(name=name, digest=digest)
+
+
+def _host_arch() -> str | None:
+    return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        platform.machine().lower())
+
+
+# ---------------------------------------------------------------------------------------------
+# running
+
+
+def container_command(image: str, input_dir: Path, output_dir: Path, limits: Limits, *, name: str,
+                      gpu_ids: Sequence[str] = ()) -> list[str]:
+    """The podman command that runs ``image`` on one case with the contract's isolation."""
+    mounts = []
+    for path, target, options in ((input_dir, "/input", "ro"), (output_dir, "/output", "rw,U")):
+        host = str(Path(path).absolute())
+        if ":" in host or "," in host:
+            raise ValueError(f"{host}: a folder mounted into a container cannot contain ':' or ','")
+        mounts += ["--volume", f"{host}:{target}:{options},nosuid,nodev"]
+    memory = f"{int(limits.memory_mb)}m"
+    command = ["podman"]
+    if _runc():
+        command += ["--runtime", _runc()]
+    command += [
+        "run", "--name", name, "--pull=never", "--log-driver=none",
+        "--network=none",
+        "--cap-drop=ALL",
+        "--security-opt=no-new-privileges",
+        "--read-only", "--read-only-tmpfs=false",
+        # tmpfs pages count against the memory limit, so /tmp can never exceed it
+        "--tmpfs", f"/tmp:rw,nosuid,nodev,mode=1777,size={memory}",
+        *mounts,
+        f"--memory={memory}", f"--memory-swap={memory}",
+        f"--cpus={limits.cpus:g}",
+        f"--pids-limit={int(limits.pids)}",
+        # podman's default ulimits cannot be set on these hosts; explicit ones always can
+        "--ulimit=nofile=1024:1024", "--ulimit=nproc=4096:4096",
+    ]
+    for gpu in gpu_ids:
+        command += ["--device", f"nvidia.com/gpu={gpu}"]
+    command.append(image)
+    return command
+
+
+class _Tail:
+    """Reads a stream to its end in a thread, keeping only the last ``size`` bytes."""
+
+    def __init__(self, stream: IO[bytes], size: int) -> None:
+        self._stream, self._size, self._data = stream, size, bytearray()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while chunk := self._stream.read1(65536):  # type: ignore[attr-defined]
+            self._data += chunk
+            if len(self._data) > 2 * self._size:
+                del self._data[: -self._size]
+
+    def text(self, wait: float = 5.0) -> str:
+        self._thread.join(wait)
+        return bytes(self._data[-self._size:]).decode("utf-8", errors="replace") if self._size else ""
+
+
+def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits, *,
+                  gpu_ids: Sequence[str] = (), name: str | None = None,
+                  log_tail_bytes: int = DEFAULT_LOG_TAIL_BYTES) -> RunResult:
+    """Run ``image`` (best: a pinned ID from :func:`load_image`) on the case in ``input_dir``,
+    leaving its outputs in ``output_dir``; the container is removed afterwards in every case."""
+    name = name or f"medarena-{uuid.uuid4().hex[:16]}"
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    command = container_command(image, input_dir, output_dir, limits, name=name, gpu_ids=gpu_ids)
+
+    def result(status: RunStatus, exit_code: int | None, runtime: float, out: str, err: str,
+               message: str) -> RunResult:
+        return RunResult(status, exit_code, round(runtime, 3), out, err, command, message)
+
+    try:
+        inspect_image(image)
+    except ImageError as exc:
+        return result("image_error", None, 0.0, "", "", str(exc))
+
+    start = time.monotonic()
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=podman_env())
+    stdout, stderr = _Tail(process.stdout, log_tail_bytes), _Tail(process.stderr, log_tail_bytes)
+    timed_out = False
+    try:
+        try:
+            process.wait(timeout=limits.wall_time_seconds)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _stop(name, process)
+        runtime = time.monotonic() - start
+        state = _container_state(name)
+    finally:
+        if process.poll() is None:
+            _stop(name, process)
+        _podman("rm", "--force", name, timeout=60)
+    out, err = stdout.text(), stderr.text()
+
+    if timed_out:
+        return result("timeout", None, runtime, out, err,
+                      f"stopped after the wall-time limit of {limits.wall_time_seconds:g} s")
+    if state is None:
+        raise RunnerError(f"podman could not create container {name} for {image}: "
+                          f"{_last_line(err) or f'exit code {process.returncode}'}")
+    if state.get("StartedAt", "").startswith("0001-"):
+        return result("image_error", None, runtime, out, err,
+                      f"the container did not start: {_last_line(err)[:300]}")
+    exit_code = int(state.get("ExitCode", process.returncode))
+    if state.get("OOMKilled") or exit_code == _SIGKILL_EXIT:
+        return result("out_of_memory", exit_code, runtime, out, err,
+                      f"killed for exceeding the memory limit of {limits.memory_mb} MB")
+    if exit_code != 0:
+        last = _last_line(err)
+        return result("exit_code", exit_code, runtime, out, err,
+                      f"exited with code {exit_code}" + (f": {last[:300]}" if last else ""))
+    return result("ok", 0, runtime, out, err, "")
+
+
+def _stop(name: str, process: subprocess.Popen) -> None:
+    # Killing the podman client would leave the container running: stop the container by name.
+    _podman("stop", "--time", "0", name, timeout=60)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _container_state(name: str) -> dict | None:
+    result = _podman("container", "inspect", "--format", "{{json .State}}", name, timeout=60)
+    if result.returncode != 0:
+        return None
+    return json.loads(result.stdout)
