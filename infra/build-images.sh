@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/infra/containers.conf}"
 BASE=localhost/medarena-base:bookworm
 
+# one build at a time (make images, a test session and a CI step may start together)
+exec 9>"${TMPDIR:-/tmp}/medarena-build-images.lock"
+flock 9
+
 if ! podman image exists "$BASE"; then
   mirror=$(grep -hoE '^(URIs:|deb) +https?://[^ ]+' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
            | grep -v security | head -1 | awk '{print $2}')
@@ -26,5 +30,8 @@ for ctx in submissions/*/; do
   have=$(podman image inspect --format '{{ index .Labels "medarena.context" }}' "$image" 2>/dev/null || true)
   [ "$have" = "$digest" ] && continue
   echo "medarena: building $image"
+  old=$(podman image inspect --format '{{ .Id }}' "$image" 2>/dev/null || true)
   podman build -q --label "medarena.context=$digest" -t "$image" -f "$ctx/Containerfile" "$ctx" >/dev/null
+  # drop the build this one replaces, unless something still uses it
+  [ -n "$old" ] && podman rmi "$old" >/dev/null 2>&1 || true
 done
