@@ -307,7 +307,8 @@ def holm(p: np.ndarray) -> np.ndarray:
     order = np.argsort(filled, axis=-1, kind="stable")
     ps = np.take_along_axis(filled, order, axis=-1)
     factor = m - np.arange(p.shape[-1])
-    adj = np.minimum(1.0, np.maximum.accumulate(np.where(np.isfinite(ps), ps * factor, np.nan), axis=-1))
+    scaled = np.where(np.isfinite(ps), np.where(np.isfinite(ps), ps, 0.0) * factor, np.nan)
+    adj = np.minimum(1.0, np.maximum.accumulate(scaled, axis=-1))
     out = np.empty_like(adj)
     np.put_along_axis(out, order, adj, axis=-1)
     return np.where(np.isnan(p), np.nan, out)
@@ -353,6 +354,17 @@ def kendall_tau_b(reference: np.ndarray, rankings: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- methods
 
 
+def significant_digits(x: np.ndarray, digits: int = 12) -> np.ndarray:
+    """``x`` rounded to ``digits`` significant digits, so that aggregates equal up to float noise
+    (0.9 + 0.8 + 0.7 against 0.6 + 0.9 + 0.9) tie; infinities and zeros are kept."""
+    x = np.asarray(x, dtype=float)
+    usable = np.isfinite(x) & (x != 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        magnitude = np.floor(np.log10(np.abs(np.where(usable, x, 1.0))))
+    factor = 10.0 ** (digits - 1 - magnitude)
+    return np.where(usable, np.round(x * factor) / factor, x)
+
+
 def _aggregate(x: np.ndarray, how: str, q: float) -> np.ndarray:
     if how == "mean":
         return x.mean(axis=-1)
@@ -379,7 +391,7 @@ def _method_scores(
         significant = pairwise_pvalues(oriented, recipe.holm) <= recipe.alpha
         crit_score = significant.sum(axis=-1).astype(float)
         crit_rank = rank_min(crit_score, True)
-        score = np.round((crit_score * w).sum(axis=1), 9)
+        score = significant_digits((crit_score * w).sum(axis=1))
         return crit_score, crit_rank, score, rank_min(score, True)
     source = data.values if method == "aggregate-then-rank" else case_ranks
     assert source is not None
@@ -388,12 +400,13 @@ def _method_scores(
         crit_score = np.einsum("bk,csk->bcs", counts, source) / idx.shape[1]
     else:
         crit_score = _aggregate(np.moveaxis(source[:, :, idx], 2, 0), recipe.aggregate, recipe.quantile)
+    crit_score = significant_digits(crit_score)
     if method == "aggregate-then-rank":
         crit_rank = rank_min(crit_score * data.sign[:, :, 0], True)
-        score = np.round((crit_rank * w).sum(axis=1), 9)
+        score = significant_digits((crit_rank * w).sum(axis=1))
     else:
         crit_rank = rank_min(crit_score, False)
-        score = np.round((crit_score * w).sum(axis=1), 9)
+        score = significant_digits((crit_score * w).sum(axis=1))
     return crit_score, crit_rank, score, rank_min(score, False)
 
 
