@@ -491,7 +491,8 @@ def bootstrap_stability(
     n_resamples: int | None = None,
 ) -> Stability:
     """Bootstrap over cases: resample the cases with replacement (``recipe.bootstrap`` times,
-    seeded by ``recipe.seed``), rank each resample with the recipe's method, and report each
+    seeded by ``recipe.seed``: ``numpy.random.default_rng(seed).integers(0, K, (B, K))`` case
+    indices), rank each resample with the recipe's method, and report each
     submission's rank distribution (median, mean, 2.5 and 97.5 percentiles with numpy's linear
     interpolation, fraction of resamples ranked first) and Kendall's tau-b of every resample's
     ranking against the full ranking (challengeR's ``bootstrap`` and ``stability``).
