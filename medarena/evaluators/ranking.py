@@ -557,7 +557,11 @@ def compare_methods(
     column ``spread`` is the largest minus the smallest of the three ranks, so a winner that
     depends on the method shows at a glance (challengeR's ranking-robustness line plots).
     """
-    data = case_values(table, recipe, cases, submissions)
+    return compare_values(case_values(table, recipe, cases, submissions), recipe)
+
+
+def compare_values(data: CaseValues, recipe: RankingRecipe) -> pd.DataFrame:
+    """:func:`compare_methods` on an already validated dense table."""
     out = pd.DataFrame({"submission": data.submissions})
     for method in METHODS:
         ranking = rank_values(data, recipe, method).set_index("submission")["rank"]
@@ -595,11 +599,22 @@ def significance_matrix(
     if len(data.criteria) > 1:
         labels = ", ".join(repr(c.label) for c in data.criteria)
         raise RankingError(f"metric {metric!r} has several labels ({labels}): name one")
-    p = pairwise_pvalues((data.values * data.sign)[0], holm)
+    p_values, significant = significance_values(data, alpha, holm)[data.criteria[0].key]
+    return p_values if pvalues else significant
+
+
+def significance_values(
+    data: CaseValues, alpha: float, use_holm: bool
+) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """Per criterion key, (p-values, significant) of every ordered pair, as
+    :func:`significance_matrix` (row better than column, p <= alpha)."""
+    p = pairwise_pvalues(data.values * data.sign, use_holm)
     index = pd.Index(data.submissions, name="submission")
-    if pvalues:
-        return pd.DataFrame(p, index=index, columns=index.copy())
-    return pd.DataFrame(np.nan_to_num(p, nan=np.inf) <= alpha, index=index, columns=index.copy())
+    out = {}
+    for c, crit in enumerate(data.criteria):
+        p_frame = pd.DataFrame(p[c], index=index, columns=index.copy())
+        out[crit.key] = (p_frame, p_frame.fillna(np.inf) <= alpha)
+    return out
 
 
 def leaderboard(
