@@ -1,0 +1,361 @@
+"""The medarena command line."""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(help="medarena: run medical-imaging challenges.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+challenge_app = typer.Typer(help="Create and inspect challenge definitions.", no_args_is_help=True)
+data_app = typer.Typer(help="Ingest test data into the case store.", no_args_is_help=True)
+app.add_typer(challenge_app, name="challenge")
+app.add_typer(data_app, name="data")
+console = Console()
+err = Console(stderr=True)
+
+Challenge = Annotated[str, typer.Option("--challenge", "-c", help="challenge slug")]
+PhaseOpt = Annotated[str, typer.Option("--phase", "-p", help="phase slug")]
+
+
+def fails_cleanly(fn):
+    """Known errors become one line on stderr and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from medarena.platform.errors import USER_ERRORS
+
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _settings():
+    from medarena.platform.settings import load_settings
+
+    return load_settings()
+
+
+# ---------------------------------------------------------------- challenges
+
+@challenge_app.command("create")
+@fails_cleanly
+def challenge_create(file: Path):
+    """Validate a challenge definition (YAML) and store it (an existing one is updated)."""
+    from medarena.platform import organizer
+
+    challenge, created = organizer.create_challenge(_settings(), file)
+    console.print(f"{'created' if created else 'updated'} challenge [bold]{challenge}[/bold] from {file}")
+
+
+@challenge_app.command("list")
+@fails_cleanly
+def challenge_list():
+    """List the challenges."""
+    from medarena.platform import organizer
+
+    table = Table("slug", "title", "task", "phases", "cases")
+    for row in organizer.list_challenges(_settings()):
+        table.add_row(*map(str, row))
+    console.print(table)
+
+
+@challenge_app.command("show")
+@fails_cleanly
+def challenge_show(slug: str):
+    """Show a challenge: its phases, interface, evaluation and ranking."""
+    from medarena.platform import organizer
+
+    console.print_json(json.dumps(organizer.show_challenge(_settings(), slug), default=str))
+
+
+# ---------------------------------------------------------------- data
+
+@data_app.command("ingest")
+@fails_cleanly
+def data_ingest(source: Path, challenge: Challenge, phase: PhaseOpt):
+    """Ingest SOURCE/<socket>/<case>.<ext> into the phase's input and reference stores."""
+    from medarena.platform import organizer
+
+    with _progress() as progress:
+        task = progress.add_task("ingesting", total=None)
+        n = organizer.ingest_phase(_settings(), challenge, phase, source,
+                                   progress=lambda case: progress.advance(task))
+    console.print(f"ingested {n} cases into {challenge}/{phase}")
+
+
+# ---------------------------------------------------------------- submissions
+
+@app.command()
+@fails_cleanly
+def submit(image: Annotated[str, typer.Argument(help="an image tarball (podman/docker save) or a local image name")],
+           challenge: Challenge, phase: PhaseOpt,
+           participant: Annotated[str, typer.Option("--participant", "-u")],
+           comment: str = ""):
+    """Submit an algorithm image to a phase; prints the submission id."""
+    from medarena.platform import organizer
+
+    submission_id, digest = organizer.submit(_settings(), challenge, phase, participant, image, comment)
+    console.print(f"submission {submission_id} queued ({digest[:19]})")
+
+
+@app.command()
+@fails_cleanly
+def run(submission: Annotated[list[int] | None, typer.Option("--submission", "-s")] = None):
+    """Run every queued or unfinished submission (or the given ones) to the end."""
+    _run_with_progress(submission)
+
+
+def _run_with_progress(submission_ids) -> list[int]:
+    from medarena.platform import scheduler
+
+    with _progress() as progress:
+        task = progress.add_task("cases", total=None)
+
+        def on_progress(done, total, outcome):
+            progress.update(task, completed=done, total=total,
+                            description=f"cases (last: {outcome.case} {outcome.state})" if outcome else "cases")
+
+        finished = scheduler.run(_settings(), submission_ids, on_progress=on_progress)
+    if finished:
+        console.print(f"finished submissions: {', '.join(map(str, finished))}")
+    else:
+        console.print("nothing to run")
+    return finished
+
+
+@app.command()
+@fails_cleanly
+def worker(poll: Annotated[float, typer.Option(help="seconds between looks for new submissions")] = 5.0):
+    """Run submissions as they arrive, until stopped."""
+    from medarena.platform import scheduler
+
+    console.print("worker started; Ctrl-C stops it (unfinished cases resume on the next start)")
+    while True:
+        scheduler.run(_settings())
+        time.sleep(poll)
+
+
+@app.command()
+@fails_cleanly
+def reevaluate(submission: Annotated[list[int], typer.Argument()]):
+    """Score stored predictions again with the current recipe (no algorithm runs again)."""
+    from medarena.platform import scheduler
+
+    scheduler.reevaluate(_settings(), submission)
+    console.print(f"re-evaluated submissions {', '.join(map(str, submission))}")
+
+
+@app.command()
+@fails_cleanly
+def status(challenge: Annotated[str | None, typer.Option("--challenge", "-c")] = None):
+    """Submissions with their state and per-state case counts."""
+    from medarena.platform import organizer
+
+    table = Table("id", "challenge/phase", "participant", "state", "cases", "submitted")
+    for row in organizer.submission_status(_settings(), challenge):
+        table.add_row(*map(str, row))
+    console.print(table)
+
+
+@app.command()
+@fails_cleanly
+def results(submission: int, output: Annotated[Path | None, typer.Option(help="write JSON here")] = None):
+    """Per-case states, reasons, runtimes and metrics of a submission."""
+    from medarena.platform import organizer
+
+    data = organizer.submission_results(_settings(), submission)
+    _print_case_table(data["cases"])
+    for name, value in data["dataset"].items():
+        if isinstance(value, (int, float)):
+            console.print(f"{name}: {value:.4g}")
+    if output:
+        output.write_text(json.dumps(data, indent=2, default=str))
+
+
+def _print_case_table(cases: list[dict]) -> None:
+    metric_names = sorted({k for c in cases for r in c.get("metrics", []) for k in r
+                           if k not in ("label",)})
+    table = Table("case", "state", "reason", "runtime s", "label", *metric_names, "detail")
+    for case in cases:
+        rows = case.get("metrics") or [{}]
+        for row in rows:
+            table.add_row(case["case"], case["state"], case.get("reason") or "",
+                          f"{case['runtime_seconds']:.1f}" if case.get("runtime_seconds") is not None else "",
+                          str(row.get("label") or ""),
+                          *[_fmt(row.get(m)) for m in metric_names], case.get("detail") or "")
+    console.print(table)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+@app.command(name="try")
+@fails_cleanly
+def try_(image: str, challenge: Challenge, phase: PhaseOpt,
+         case: Annotated[list[str] | None, typer.Option("--case")] = None):
+    """Run an image over a phase's cases locally, with the platform's runner and checks.
+
+    Nothing is written to the database.
+    """
+    from medarena.platform import organizer
+
+    with _progress() as progress:
+        task = progress.add_task("cases", total=None)
+        rows = organizer.try_image(_settings(), image, challenge, phase, case,
+                                   on_progress=lambda d, t: progress.update(task, completed=d, total=t))
+    _print_case_table(rows)
+    failed = [r for r in rows if r["state"] != "succeeded"]
+    if failed:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- scoring without containers
+
+@app.command()
+@fails_cleanly
+def evaluate(
+    task: Annotated[str, typer.Argument(help="segmentation, detection, classification, registration, fusion")],
+    reference: Annotated[Path, typer.Option(help="a reference file or folder")],
+    prediction: Annotated[Path, typer.Option(help="a prediction file or folder")],
+    config: Annotated[Path | None, typer.Option(help="YAML or JSON file of task settings")] = None,
+    output: Annotated[Path | None, typer.Option(help="write the JSON result here")] = None,
+    labels: Annotated[str | None, typer.Option(help="1,2 or liver=1,tumor=2")] = None,
+    metrics: Annotated[str | None, typer.Option(help="comma-separated, e.g. dice,hd95,nsd@2")] = None,
+    convention: Annotated[str | None, typer.Option()] = None,
+    iou: Annotated[float | None, typer.Option(help="IoU threshold of a detection hit")] = None,
+    score_threshold: Annotated[float | None, typer.Option(help="score threshold of a detection")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="key=value (value as JSON)")] = None,
+):
+    """Score prediction files against reference files (no container, no database)."""
+    import yaml
+
+    from medarena.platform.offline import EvaluationSetupError, build_settings, evaluate_files, write_json
+
+    base = {}
+    if config:
+        try:
+            base = yaml.safe_load(config.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise EvaluationSetupError(f"{config}: cannot read settings ({exc})") from None
+    options = {"labels": _parse_labels(labels) if labels else None,
+               "metrics": [m.strip() for m in metrics.split(",")] if metrics else None,
+               "convention": convention, "iou_threshold": iou, "score_threshold": score_threshold}
+    for item in set_ or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise EvaluationSetupError(f"--set {item}: expected key=value")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    settings = build_settings(task, base, options)
+    with _progress(transient=True) as progress:
+        bar = progress.add_task("cases", total=None)
+        result = evaluate_files(task, reference, prediction, settings, on_case=lambda c: progress.advance(bar))
+    _print_evaluation(result)
+    if output:
+        write_json(result, output)
+        console.print(f"wrote {output}")
+    if result["errors"]:
+        raise typer.Exit(1)
+
+
+def _parse_labels(text: str) -> dict[str, int]:
+    from medarena.platform.offline import EvaluationSetupError
+
+    labels = {}
+    for part in text.split(","):
+        name, _, value = part.strip().rpartition("=")
+        try:
+            labels[name or value] = int(value)
+        except ValueError:
+            raise EvaluationSetupError(f"--labels: {part!r} is not an integer label") from None
+    return labels
+
+
+def _print_evaluation(result: dict) -> None:
+    cases = result["cases"]
+    names = [k for k in dict.fromkeys(k for row in cases for k in row) if k not in ("case", "label")]
+    table = Table("case", "label", *names, title=f"{result['task']}: {len({r['case'] for r in cases})} cases")
+    for row in cases:
+        table.add_row(row["case"], str(row.get("label") or ""), *[_fmt(row.get(n)) for n in names])
+    console.print(table)
+    pooled = {k: v for k, v in result["dataset"].items() if isinstance(v, (int, float))}
+    if pooled:
+        console.print("  ".join(f"{k}={v:.4g}" for k, v in pooled.items()))
+    for error in result["errors"]:
+        err.print(f"[red]case {error['case']}:[/red] {error['error']}", highlight=False)
+    for note in result["notes"]:
+        console.print(f"case {note['case']}: {note['note']}", highlight=False)
+
+
+# ---------------------------------------------------------------- ranking and dashboard
+
+@app.command()
+@fails_cleanly
+def rank(challenge: Challenge, phase: PhaseOpt,
+         method: Annotated[str | None, typer.Option(
+             help="aggregate-then-rank, rank-then-aggregate or test-based")] = None,
+         bootstrap: Annotated[int | None, typer.Option(help="bootstrap resamples")] = None,
+         output: Annotated[Path | None, typer.Option(help="write the ranking report (CSV, PNG, HTML) here")] = None):
+    """Rank a phase (no algorithm or evaluation reruns) and optionally export the report."""
+    from medarena.platform import organizer
+
+    ranking, files = organizer.rank(_settings(), challenge, phase, method, bootstrap, output)
+    table = Table(*map(str, ranking.columns))
+    for row in ranking.itertuples(index=False):
+        table.add_row(*[_fmt(v) for v in row])
+    console.print(table)
+    for path in files:
+        console.print(f"wrote {path}")
+
+
+@app.command()
+def dashboard(port: int = 8501, address: str = "127.0.0.1"):
+    """Serve the Streamlit dashboard until stopped."""
+    from medarena.dashboard import launch
+
+    process = launch(port=port, address=address)
+    console.print(f"dashboard: http://{address}:{port}  (Ctrl-C stops it)")
+    try:
+        process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+
+
+@app.command()
+@fails_cleanly
+def demo(port: int = 8501, serve: Annotated[bool, typer.Option(help="start the dashboard at the end")] = True):
+    """The demo challenge end to end: create, ingest, submit the examples, run, then the dashboard."""
+    from medarena.platform import demo as demo_module
+
+    demo_module.prepare(_settings(), console)
+    _run_with_progress(None)
+    demo_module.report(_settings(), console)
+    if serve:
+        dashboard(port=port)
+
+
+def _progress(transient: bool = False) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=transient)
+
+
+if __name__ == "__main__":
+    app()

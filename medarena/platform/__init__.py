@@ -1,0 +1,1 @@
+"""Organizing and running challenges: definitions, case store, database, runner, scheduler, submissions."""

@@ -1,0 +1,112 @@
+"""The demo challenge: synthetic scans with known references, plus one real brain MR."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from rich.console import Console
+from rich.table import Table
+from scipy import ndimage
+from sqlalchemy import select
+
+from medarena.platform import organizer
+from medarena.platform.database import LeaderboardEntry, Submission, session_scope
+from medarena.platform.settings import Settings
+from medarena.platform.submissions import find_phase
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DEFINITION = EXAMPLES / "demo-segmentation.yaml"
+CHALLENGE, PHASE = "demo-segmentation", "test"
+ALGORITHMS = {  # participant -> image built from submissions/
+    "alice": "localhost/medarena-example-threshold:latest",
+    "bob": "localhost/medarena-example-noop:latest",
+    "mallory": "localhost/medarena-example-misbehaving:latest",
+}
+
+
+def synthetic_case(seed: int, shape=(40, 64, 64), spacing=(2.0, 0.8, 0.8)) -> tuple[sitk.Image, sitk.Image]:
+    """A CT-like volume: an ellipsoid (about 180 HU) in soft tissue (about 40 HU) with noise."""
+    rng = np.random.default_rng(seed)
+    centre = np.array(shape) / 2 + rng.uniform(-4, 4, 3)
+    radii = rng.uniform(0.22, 0.34, 3) * np.array(shape)
+    grid = np.indices(shape, dtype=float)
+    inside = sum(((grid[i] - centre[i]) / radii[i]) ** 2 for i in range(3)) <= 1
+    scan = np.where(inside, 180.0, 40.0) + rng.normal(0, 25, shape)
+    return _with_geometry(scan.astype(np.int16), spacing), _with_geometry(inside.astype(np.uint8), spacing)
+
+
+def _with_geometry(array: np.ndarray, spacing) -> sitk.Image:
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(tuple(float(s) for s in reversed(spacing)))
+    image.SetOrigin((-25.6, -25.6, -40.0))
+    return image
+
+
+def real_case() -> tuple[sitk.Image, sitk.Image] | None:
+    """nibabel's anatomical.nii (a brain MR that ships in its wheel) and a smoothed Otsu mask."""
+    spec = importlib.util.find_spec("nibabel")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "tests" / "data" / "anatomical.nii"
+    if not path.exists():
+        return None
+    scan = sitk.ReadImage(str(path))
+    smooth = sitk.SmoothingRecursiveGaussian(sitk.Cast(scan, sitk.sitkFloat32), 2.0)
+    mask = sitk.OtsuThreshold(smooth, 0, 1)
+    array = ndimage.binary_fill_holes(sitk.GetArrayFromImage(mask).astype(bool)).astype(np.uint8)
+    reference = sitk.GetImageFromArray(array)
+    reference.CopyInformation(scan)
+    return scan, reference
+
+
+def write_source(folder: Path, n_synthetic: int = 6) -> Path:
+    """Write the demo test set in the ingest layout: folder/<socket>/<case>.nii.gz."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    (folder / "scan").mkdir(parents=True)
+    (folder / "segmentation").mkdir()
+    cases = {f"synthetic-{i:02d}": synthetic_case(i) for i in range(n_synthetic)}
+    real = real_case()
+    if real:
+        cases["brain-mr"] = real
+    for name, (scan, reference) in cases.items():
+        sitk.WriteImage(scan, str(folder / "scan" / f"{name}.nii.gz"))
+        sitk.WriteImage(reference, str(folder / "segmentation" / f"{name}.nii.gz"))
+    return folder
+
+
+def prepare(settings: Settings, console: Console) -> None:
+    """Create the challenge, ingest its data and submit the example algorithms (each once)."""
+    organizer.create_challenge(settings, DEFINITION)
+    with session_scope(settings.database_url) as session:
+        phase, _ = find_phase(session, CHALLENGE, PHASE)
+        has_cases = bool(phase.cases)
+        submitted = {s.participant for s in phase.submissions}
+    if not has_cases:
+        source = write_source(settings.home / "demo-source")
+        n = organizer.ingest_phase(settings, CHALLENGE, PHASE, source)
+        console.print(f"ingested {n} demo cases")
+    for participant, image in ALGORITHMS.items():
+        if participant not in submitted:
+            submission_id, _ = organizer.submit(settings, CHALLENGE, PHASE, participant, image,
+                                                comment=f"example algorithm {image}")
+            console.print(f"submitted {image} for {participant}: submission {submission_id}")
+
+
+def report(settings: Settings, console: Console) -> None:
+    with session_scope(settings.database_url) as session:
+        phase, _ = find_phase(session, CHALLENGE, PHASE)
+        entries = session.scalars(select(LeaderboardEntry).where(LeaderboardEntry.phase_id == phase.id)
+                                  .order_by(LeaderboardEntry.rank)).all()
+        table = Table("rank", "participant", "submission", "rank interval", *(entries[0].columns if entries else []),
+                      title=f"leaderboard {CHALLENGE}/{PHASE}")
+        for entry in entries:
+            sub = session.get(Submission, entry.submission_id)
+            interval = (f"{entry.rank_low:g}-{entry.rank_high:g}" if entry.rank_low is not None else "")
+            table.add_row(str(entry.rank), sub.participant, str(sub.id), interval,
+                          *[f"{v:.4g}" if isinstance(v, float) else str(v) for v in entry.columns.values()])
+    console.print(table)

@@ -1,0 +1,22 @@
+"""The errors that mean bad input from a person (shown as one line), not a bug."""
+
+from medarena.evaluators.tasks import CaseError
+from medarena.platform.challenges import DefinitionError
+from medarena.platform.ingest import IngestError
+from medarena.platform.offline import EvaluationSetupError
+from medarena.platform.runner import ImageError
+from medarena.platform.submissions import SubmissionError
+
+
+class NotFound(LookupError):
+    """An id or slug that does not exist."""
+
+
+USER_ERRORS = (DefinitionError, IngestError, SubmissionError, ImageError, EvaluationSetupError, CaseError,
+               NotFound, FileNotFoundError)
+try:
+    from medarena.evaluators.ranking import RankingError
+
+    USER_ERRORS = (*USER_ERRORS, RankingError)
+except ImportError:  # pragma: no cover - ranking is part of the package
+    pass

@@ -1,0 +1,125 @@
+"""Closing a submission (aggregates, pooled metrics) and ranking a phase into the leaderboard."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from medarena.evaluators.tasks import CaseResult, aggregate, get_task, jsonable
+from medarena.platform.challenges import ChallengeDefinition
+from medarena.platform.database import Job, LeaderboardEntry, MetricValue, Phase, Submission
+
+
+def job_rows(job: Job) -> list[dict[str, Any]]:
+    """The wide metric rows of a job (one per label), from its long metric values."""
+    rows: dict[str, dict[str, Any]] = {}
+    for value in job.metrics:
+        row = rows.setdefault(value.label, {"case": job.case.name, "label": value.label or None})
+        row[value.metric] = math.nan if value.value is None else value.value
+    return list(rows.values())
+
+
+def summarize_submission(session: Session, submission: Submission) -> None:
+    """Store the per-label aggregates and the data-set metrics (AP, AUROC, curves)."""
+    definition = ChallengeDefinition.model_validate(submission.phase.challenge.definition)
+    task = get_task(definition.evaluation.task)
+    settings = definition.evaluation.task_settings()
+    rows, results = [], []
+    for job in submission.jobs:
+        if job.state != "succeeded":
+            continue
+        job_result_rows = job_rows(job)
+        rows.extend(job_result_rows)
+        payload = job.pooled or {}
+        results.append(CaseResult(rows=job_result_rows, pooled=payload.get("pooled"),
+                                  notes=payload.get("notes", [])))
+    submission.aggregates = jsonable(aggregate(rows))
+    try:
+        dataset = task.score_dataset(results, settings) if results else {}
+    except (ValueError, TypeError) as exc:
+        dataset = {"error": f"pooled metrics could not be computed: {exc}"}
+    submission.dataset_metrics = jsonable(dataset)
+
+
+def metric_table(session: Session, phase: Phase) -> pd.DataFrame:
+    """Long table (submission, case, label, metric, value) of a phase's finished submissions."""
+    query = (
+        select(Submission.id, Job.case_id, MetricValue.label, MetricValue.metric, MetricValue.value)
+        .join(Job, Job.submission_id == Submission.id).join(MetricValue, MetricValue.job_id == Job.id)
+        .where(Submission.phase_id == phase.id, Submission.state.in_(("succeeded", "failed")),
+               Job.state == "succeeded"))
+    table = pd.DataFrame(session.execute(query).all(), columns=["submission", "case", "label", "metric", "value"])
+    names = {c.id: c.name for c in phase.cases}
+    table["case"] = table["case"].map(names)
+    return table
+
+
+def default_recipe(definition: ChallengeDefinition, table: pd.DataFrame) -> dict[str, Any]:
+    """Without a declared recipe: aggregate-then-rank on the means of the evaluation's metrics."""
+    wanted = definition.evaluation.settings.get("metrics")
+    present = table[["label", "metric"]].drop_duplicates()
+    if wanted:
+        present = present[present["metric"].isin(wanted)]
+    return {"method": "aggregate-then-rank",
+            "metrics": [{"metric": m, "label": lab or None} for lab, m in present.itertuples(index=False)]}
+
+
+def rank_phase(session: Session, phase: Phase, recipe: dict[str, Any] | None = None,
+               bootstrap: int | None = None) -> pd.DataFrame:
+    """Rank a phase's finished submissions with its recipe and replace its leaderboard rows."""
+    from medarena.evaluators.ranking import RankingRecipe, leaderboard
+
+    definition = ChallengeDefinition.model_validate(phase.challenge.definition)
+    table = metric_table(session, phase)
+    session.execute(delete(LeaderboardEntry).where(LeaderboardEntry.phase_id == phase.id))
+    submissions = [s for s in phase.submissions if s.state in ("succeeded", "failed")]
+    if not submissions or table.empty:
+        return pd.DataFrame()
+    spec = dict(recipe or definition.ranking or default_recipe(definition, table))
+    if bootstrap is not None:
+        spec["bootstrap"] = bootstrap
+    parsed = RankingRecipe.model_validate(spec)
+    cases = [c.name for c in phase.cases]
+    table["label"] = table["label"].replace("", None)
+    all_ids = [s.id for s in submissions]
+    ranking, _note = leaderboard(table, parsed, cases=cases, submissions=all_ids)
+    by_id = {s.id: s for s in submissions}
+    for row in ranking.to_dict("records"):
+        submission = by_id[int(row["submission"])]
+        session.add(LeaderboardEntry(
+            phase_id=phase.id, submission_id=submission.id, rank=int(row["rank"]),
+            score=_finite(row.get("score")), rank_low=_finite(row.get("rank_lo")),
+            rank_high=_finite(row.get("rank_hi")), columns=leaderboard_columns(submission, parsed)))
+    session.flush()
+    return ranking
+
+
+def leaderboard_columns(submission: Submission, recipe) -> dict[str, Any]:
+    """The metric columns a leaderboard shows: each ranked metric's aggregate, pooled numbers."""
+    columns: dict[str, Any] = {}
+    aggregates = submission.aggregates or {}
+    how = getattr(recipe, "aggregate", "mean")
+    stat = how if how in ("mean", "median") else "mean"
+    for item in recipe.metrics:
+        label = item.label or "all"
+        value = aggregates.get(label, {}).get(item.metric, {}).get(stat)
+        name = item.metric if label == "all" else f"{item.metric} ({label})"
+        columns[f"{name} {stat}"] = value
+    for key, value in (submission.dataset_metrics or {}).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            columns[key] = value
+    done = sum(j.state == "succeeded" for j in submission.jobs)
+    columns["cases succeeded"] = f"{done}/{len(submission.jobs)}"
+    return jsonable(columns)
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None

@@ -1,0 +1,185 @@
+"""What the command line asks of the platform, one function per action."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+
+from medarena.platform import casejob, leaderboard, scheduler
+from medarena.platform.challenges import ChallengeDefinition, DefinitionError, load_definition
+from medarena.platform.database import Case, Challenge, Phase, Submission, session_scope
+from medarena.platform.errors import NotFound
+from medarena.platform.ingest import IngestError, ingest
+from medarena.platform.runner import load_image
+from medarena.platform.settings import Settings
+from medarena.platform.submissions import create_submission, find_phase
+
+
+def create_challenge(settings: Settings, path: Path) -> tuple[str, bool]:
+    """Store a validated definition; an existing challenge with the slug is updated."""
+    definition = load_definition(path)
+    with session_scope(settings.database_url) as session:
+        challenge = session.scalar(select(Challenge).where(Challenge.slug == definition.slug))
+        created = challenge is None
+        if created:
+            challenge = Challenge(slug=definition.slug, definition={})
+            session.add(challenge)
+        else:
+            _check_compatible(challenge, definition, path)
+        challenge.title, challenge.description = definition.title, definition.description
+        challenge.definition = definition.model_dump(mode="json")
+        challenge.source_path = str(Path(path).absolute())
+        have = {p.slug: p for p in challenge.phases}
+        for phase in definition.phases:
+            if phase.slug in have:
+                have[phase.slug].title = phase.title
+            else:
+                challenge.phases.append(Phase(slug=phase.slug, title=phase.title))
+    return definition.slug, created
+
+
+def _check_compatible(challenge: Challenge, definition: ChallengeDefinition, path: Path) -> None:
+    old = ChallengeDefinition.model_validate(challenge.definition)
+    kept = {p.slug for p in definition.phases}
+    for phase in challenge.phases:
+        if phase.slug not in kept and (phase.cases or phase.submissions):
+            raise DefinitionError(f"{path}: phases: phase {phase.slug!r} has data and cannot be removed")
+    if old.interface != definition.interface and any(p.cases for p in challenge.phases):
+        raise DefinitionError(f"{path}: interface: cannot change the sockets of a challenge with ingested data")
+
+
+def list_challenges(settings: Settings) -> list[tuple]:
+    with session_scope(settings.database_url) as session:
+        return [(c.slug, c.title, c.definition["evaluation"]["task"], ", ".join(p.slug for p in c.phases),
+                 sum(len(p.cases) for p in c.phases))
+                for c in session.scalars(select(Challenge).order_by(Challenge.slug))]
+
+
+def show_challenge(settings: Settings, slug: str) -> dict[str, Any]:
+    with session_scope(settings.database_url) as session:
+        challenge = session.scalar(select(Challenge).where(Challenge.slug == slug))
+        if challenge is None:
+            raise NotFound(f"no challenge {slug!r}")
+        data = dict(challenge.definition)
+        data["cases"] = {p.slug: [c.name for c in p.cases] for p in challenge.phases}
+        return data
+
+
+def ingest_phase(settings: Settings, challenge: str, phase: str, source: Path,
+                 progress: Callable[[str], None] | None = None) -> int:
+    with session_scope(settings.database_url) as session:
+        phase_row, definition = find_phase(session, challenge, phase)
+        if any(s.state in ("queued", "running", "evaluating") for s in phase_row.submissions):
+            raise IngestError(f"phase {challenge}/{phase} has submissions in progress; ingest when they end")
+        summary = ingest(Path(source), definition, scheduler.inputs_url(settings, challenge, phase),
+                         scheduler.references_url(settings, challenge, phase), progress=progress)
+        existing = {c.name: c for c in phase_row.cases}
+        for name, info in summary.items():
+            case = existing.get(name) or Case(name=name)
+            case.checksum, case.info = info["checksum"], info["info"]
+            if name not in existing:
+                phase_row.cases.append(case)
+        return len(summary)
+
+
+def submit(settings: Settings, challenge: str, phase: str, participant: str, image: str,
+           comment: str = "") -> tuple[int, str]:
+    with session_scope(settings.database_url) as session:
+        find_phase(session, challenge, phase)  # an unknown phase is reported before loading an image
+    ref = load_image(image)
+    with session_scope(settings.database_url) as session:
+        submission = create_submission(session, challenge, phase, participant, image, ref.digest, comment)
+        return submission.id, ref.digest
+
+
+def submission_status(settings: Settings, challenge: str | None = None) -> list[tuple]:
+    with session_scope(settings.database_url) as session:
+        query = select(Submission).order_by(Submission.id)
+        rows = []
+        for s in session.scalars(query):
+            if challenge and s.phase.challenge.slug != challenge:
+                continue
+            counts = pd.Series([j.state for j in s.jobs]).value_counts().to_dict() if s.jobs else {}
+            rows.append((s.id, f"{s.phase.challenge.slug}/{s.phase.slug}", s.participant, s.state,
+                         ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "-",
+                         f"{s.created_at:%Y-%m-%d %H:%M:%S}"))
+        return rows
+
+
+def submission_results(settings: Settings, submission_id: int) -> dict[str, Any]:
+    with session_scope(settings.database_url) as session:
+        submission = session.get(Submission, submission_id)
+        if submission is None:
+            raise NotFound(f"no submission {submission_id}")
+        cases = []
+        for job in sorted(submission.jobs, key=lambda j: j.case.name):
+            cases.append({"case": job.case.name, "state": job.state, "reason": job.reason, "detail": job.detail,
+                          "runtime_seconds": job.runtime_seconds, "stderr_tail": job.stderr_tail,
+                          "metrics": [{k: v for k, v in row.items() if k != "case"}
+                                      for row in leaderboard.job_rows(job)]})
+        return {"submission": submission.id, "participant": submission.participant,
+                "state": submission.state, "image_digest": submission.image_digest, "cases": cases,
+                "aggregates": submission.aggregates, "dataset": submission.dataset_metrics or {}}
+
+
+def try_image(settings: Settings, image: str, challenge: str, phase: str, cases: list[str] | None,
+              on_progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+    """Run the image over the phase's cases in this process, as the scheduler would; no database writes."""
+    with session_scope(settings.database_url) as session:
+        phase_row, _ = find_phase(session, challenge, phase)
+        names = [c.name for c in phase_row.cases]
+        definition = phase_row.challenge.definition
+    if cases:
+        unknown = sorted(set(cases) - set(names))
+        if unknown:
+            raise NotFound(f"phase {challenge}/{phase} has no case(s) {', '.join(unknown)}")
+        names = [n for n in names if n in cases]
+    ref = load_image(image)
+    rows = []
+    for i, name in enumerate(names):
+        job = casejob.CaseJob(case=name, image=ref.digest, definition=definition,
+                              inputs_url=scheduler.inputs_url(settings, challenge, phase),
+                              references_url=scheduler.references_url(settings, challenge, phase),
+                              predictions_url=None, scratch=str(settings.scratch))
+        outcome = casejob.run_algorithm(job)
+        runtime = outcome.runtime_seconds
+        if outcome.state == "evaluating":
+            outcome = casejob.evaluate_case(job, outcome.predictions)
+            outcome.runtime_seconds = runtime
+        rows.append({"case": name, "state": outcome.state, "reason": outcome.reason, "detail": outcome.detail,
+                     "runtime_seconds": outcome.runtime_seconds, "metrics": outcome.rows,
+                     "stderr_tail": outcome.stderr_tail})
+        if on_progress:
+            on_progress(i + 1, len(names))
+    return rows
+
+
+def rank(settings: Settings, challenge: str, phase: str, method: str | None, bootstrap: int | None,
+         output: Path | None) -> tuple[pd.DataFrame, list[Path]]:
+    """Re-rank a phase from stored metrics (optionally with another method) and export the report."""
+    with session_scope(settings.database_url) as session:
+        phase_row, definition = find_phase(session, challenge, phase)
+        table = leaderboard.metric_table(session, phase_row)
+        if table.empty:
+            raise NotFound(f"phase {challenge}/{phase} has no scored submissions yet")
+        recipe = dict(definition.ranking or leaderboard.default_recipe(definition, table))
+        if method:
+            recipe["method"] = method
+        if bootstrap is not None:
+            recipe["bootstrap"] = bootstrap
+        ranking = leaderboard.rank_phase(session, phase_row, recipe)
+        files: list[Path] = []
+        if output:
+            from medarena.evaluators.ranking import RankingRecipe
+            from medarena.platform.ranking_report import write_report
+
+            table["label"] = table["label"].replace("", None)
+            files = write_report(table, RankingRecipe.model_validate(recipe), Path(output),
+                                 cases=[c.name for c in phase_row.cases])
+        return ranking, files
+
+

@@ -1,0 +1,252 @@
+"""The scheduler: submissions -> one Ray task per case -> results in the database.
+
+Only this driver writes the database; Ray tasks return :class:`CaseOutcome` values. Jobs are
+keyed by (submission, case), so running the scheduler again never duplicates work: finished jobs
+are kept, and jobs left ``running`` or ``evaluating`` by a stopped driver are picked up again
+(an ``evaluating`` job whose predictions are stored is only evaluated, not rerun).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from medarena.platform import casejob, leaderboard
+from medarena.platform.casejob import CaseJob, CaseOutcome
+from medarena.platform.casestore import store_path
+from medarena.platform.challenges import ChallengeDefinition
+from medarena.platform.database import Job, MetricValue, Phase, Submission, session_scope, utcnow
+from medarena.platform.settings import Settings
+
+MAX_PLATFORM_ATTEMPTS = 3
+UNFINISHED = ("queued", "running", "evaluating")
+
+
+def inputs_url(settings: Settings, challenge: str, phase: str) -> str:
+    return store_path(settings.store, "inputs", challenge, f"{phase}.zarr")
+
+
+def references_url(settings: Settings, challenge: str, phase: str) -> str:
+    return store_path(settings.store, "references", challenge, f"{phase}.zarr")
+
+
+def predictions_url(settings: Settings, challenge: str, phase: str, submission_id: int) -> str:
+    return store_path(settings.store, "predictions", challenge, phase, f"{submission_id}.zarr")
+
+
+def start_ray(settings: Settings) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    kwargs = dict(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                  configure_logging=False)
+    if settings.ray_address:
+        ray.init(address=settings.ray_address, **kwargs)
+    else:
+        gpus = os.environ.get("MEDARENA_RAY_GPUS")  # logical GPUs for a local cluster
+        ray.init(num_gpus=int(gpus) if gpus else None, **kwargs)
+
+
+def _run_on_worker(job: CaseJob) -> CaseOutcome:
+    import ray
+
+    gpu_ids = tuple(str(int(g)) for g in ray.get_gpu_ids())
+    return casejob.run_algorithm(job, gpu_ids)
+
+
+def _evaluate_on_worker(job: CaseJob) -> CaseOutcome:
+    return casejob.evaluate_case(job)
+
+
+@dataclass
+class _Pending:
+    job_id: int
+    submission_id: int
+    case_job: CaseJob
+    stage: str  # "run" or "evaluate"
+    resources: dict
+
+
+def expand(session: Session, submission: Submission) -> None:
+    """Create the missing (submission, case) jobs; existing ones are kept as they are."""
+    have = {job.case_id for job in submission.jobs}
+    for case in submission.phase.cases:
+        if case.id not in have:
+            submission.jobs.append(Job(case=case, state="queued"))
+    session.flush()
+
+
+def _case_job(settings: Settings, submission: Submission, job: Job, definition: ChallengeDefinition) -> CaseJob:
+    challenge, phase = submission.phase.challenge.slug, submission.phase.slug
+    return CaseJob(case=job.case.name, image=submission.image_digest, definition=submission.phase.challenge.definition,
+                   inputs_url=inputs_url(settings, challenge, phase),
+                   references_url=references_url(settings, challenge, phase),
+                   predictions_url=predictions_url(settings, challenge, phase, submission.id),
+                   scratch=str(settings.scratch), submission_id=submission.id)
+
+
+def collect_work(settings: Settings, submission_ids: Iterable[int] | None = None) -> list[_Pending]:
+    """Mark the chosen unfinished submissions running and list their unfinished jobs."""
+    pending: list[_Pending] = []
+    with session_scope(settings.database_url) as session:
+        query = select(Submission).where(Submission.state.in_(UNFINISHED)).order_by(Submission.id)
+        if submission_ids is not None:
+            query = query.where(Submission.id.in_(list(submission_ids)))
+        for submission in session.scalars(query):
+            expand(session, submission)
+            definition = ChallengeDefinition.model_validate(submission.phase.challenge.definition)
+            resources = {"num_cpus": definition.limits.cpus, "num_gpus": definition.limits.gpus}
+            if submission.state == "queued":
+                submission.state, submission.started_at = "running", utcnow()
+            for job in submission.jobs:
+                if job.state not in UNFINISHED:
+                    continue
+                stage = "evaluate" if job.state == "evaluating" else "run"
+                pending.append(_Pending(job.id, submission.id, _case_job(settings, submission, job, definition),
+                                        stage, resources))
+    return pending
+
+
+def run(settings: Settings, submission_ids: Iterable[int] | None = None,
+        on_progress: Callable[[int, int, CaseOutcome | None], None] | None = None) -> list[int]:
+    """Run every unfinished job of the chosen submissions to its end; return the submissions done.
+
+    ``on_progress(done, total, outcome)`` is called once at the start and after each finished job.
+    """
+    import ray
+
+    pending = collect_work(settings, submission_ids)
+    submissions = sorted({p.submission_id for p in pending})
+    if not pending:
+        finished = _finish_ready(settings, submission_ids)
+        return finished
+    start_ray(settings)
+    run_remote = ray.remote(max_retries=MAX_PLATFORM_ATTEMPTS, retry_exceptions=False)(_run_on_worker)
+    evaluate_remote = ray.remote(max_retries=MAX_PLATFORM_ATTEMPTS, retry_exceptions=False,
+                                 num_cpus=1)(_evaluate_on_worker)
+
+    def dispatch(item: _Pending):
+        _set_job(settings, item.job_id, state="running" if item.stage == "run" else "evaluating",
+                 started=item.stage == "run")
+        if item.stage == "run":
+            return run_remote.options(**item.resources).remote(item.case_job)
+        return evaluate_remote.remote(item.case_job)
+
+    in_flight = {dispatch(item): item for item in pending}
+    total = len(pending)
+    done = 0
+    if on_progress:
+        on_progress(done, total, None)
+    while in_flight:
+        ready, _ = ray.wait(list(in_flight), num_returns=1)
+        item = in_flight.pop(ready[0])
+        try:
+            outcome = ray.get(ready[0])
+        except Exception as exc:  # noqa: BLE001 - a worker or node lost beyond Ray's own retries
+            outcome = CaseOutcome(case=item.case_job.case, state="failed", reason="platform_error",
+                                  platform_error=True, detail=f"platform error: {type(exc).__name__}: {exc}")
+        retry = _record(settings, item, outcome)
+        if outcome.state == "evaluating":
+            nxt = _Pending(item.job_id, item.submission_id, item.case_job, "evaluate", item.resources)
+            in_flight[dispatch(nxt)] = nxt
+            continue
+        if retry:
+            in_flight[dispatch(item)] = item
+            continue
+        done += 1
+        if on_progress:
+            on_progress(done, total, outcome)
+        if not any(p.submission_id == item.submission_id for p in in_flight.values()):
+            _finish_ready(settings, [item.submission_id])
+    return submissions
+
+
+def _set_job(settings: Settings, job_id: int, state: str, started: bool = False) -> None:
+    with session_scope(settings.database_url) as session:
+        job = session.get(Job, job_id)
+        job.state = state
+        if started:
+            job.started_at = utcnow()
+            job.attempts += 1
+
+
+def _record(settings: Settings, item: _Pending, outcome: CaseOutcome) -> bool:
+    """Write a job's outcome; return True when it should be retried (a platform fault)."""
+    with session_scope(settings.database_url) as session:
+        job = session.get(Job, item.job_id)
+        if outcome.platform_error and job.attempts < MAX_PLATFORM_ATTEMPTS:
+            job.state, job.detail = "queued", outcome.detail
+            return True
+        job.state = outcome.state
+        job.reason, job.detail = outcome.reason, outcome.detail
+        if outcome.runtime_seconds is not None:
+            job.runtime_seconds = outcome.runtime_seconds
+        if item.stage == "run":
+            job.stdout_tail, job.stderr_tail = outcome.stdout_tail, outcome.stderr_tail
+        job.node = outcome.node
+        if outcome.state != "evaluating":
+            job.finished_at = utcnow()
+        if outcome.state == "succeeded":
+            job.pooled = {"pooled": outcome.pooled, "notes": outcome.notes}
+            job.metrics.clear()
+            session.flush()
+            for row in outcome.rows:
+                label = str(row.get("label") or "")
+                for metric, value in row.items():
+                    if metric in ("label", "case") or isinstance(value, (str, bool)) or not (
+                            value is None or isinstance(value, (int, float))):
+                        continue
+                    job.metrics.append(MetricValue(label=label, metric=metric,
+                                                   value=None if value is None else float(value)))
+        return False
+
+
+def _finish_ready(settings: Settings, submission_ids: Iterable[int] | None) -> list[int]:
+    """Close the submissions whose jobs have all ended: aggregate, pool, and re-rank their phases."""
+    finished, phases = [], set()
+    with session_scope(settings.database_url) as session:
+        query = select(Submission).where(Submission.state.in_(UNFINISHED))
+        if submission_ids is not None:
+            query = query.where(Submission.id.in_(list(submission_ids)))
+        for submission in session.scalars(query):
+            if not submission.jobs or any(j.state in UNFINISHED for j in submission.jobs):
+                continue
+            leaderboard.summarize_submission(session, submission)
+            submission.state = "succeeded" if any(j.state == "succeeded" for j in submission.jobs) else "failed"
+            submission.finished_at = utcnow()
+            finished.append(submission.id)
+            phases.add(submission.phase_id)
+        session.flush()
+        for phase_id in phases:
+            leaderboard.rank_phase(session, session.get(Phase, phase_id))
+    return finished
+
+
+def reevaluate(settings: Settings, submission_ids: Iterable[int], **kwargs) -> list[int]:
+    """Score stored predictions again (after a change of the scoring recipe); never reruns a container.
+
+    Jobs whose algorithm failed keep their failure; the others go back to ``evaluating``.
+    """
+    ids = list(submission_ids)
+    with session_scope(settings.database_url) as session:
+        for submission in session.scalars(select(Submission).where(Submission.id.in_(ids))):
+            for job in submission.jobs:
+                # an output the evaluator rejected is stored too, and may pass a changed recipe
+                if job.state == "succeeded" or (job.reason == "invalid_output"
+                                                and _has_prediction(settings, submission, job)):
+                    job.state = "evaluating"
+            submission.state = "running"
+    return run(settings, ids, **kwargs)
+
+
+def _has_prediction(settings: Settings, submission: Submission, job: Job) -> bool:
+    from pathlib import Path
+
+    url = predictions_url(settings, submission.phase.challenge.slug, submission.phase.slug, submission.id)
+    return (Path(url) / job.case.name).exists()
