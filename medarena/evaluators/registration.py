@@ -1,0 +1,394 @@
+"""Registration metrics: target registration error, warped-label overlap, field regularity.
+
+The prediction is a displacement field u on the fixed image's grid, in mm, mapping fixed to
+moving points: x_m = x_f + u(x_f) (METRICS.md). Geometry follows :class:`~medarena.evaluators.image.Image`:
+arrays (z, y, x, 3), components in ITK order (x, y, z), spacing in array order, origin and
+direction in ITK order; every point is a physical point (mm, ITK/LPS order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import field_validator
+from scipy import ndimage
+
+from medarena.evaluators import learn2reg, segmentation
+from medarena.evaluators.image import Image
+from medarena.evaluators.jacobian import folding, jacobian_determinant, sdlogj
+from medarena.evaluators.tasks import CaseError, CaseResult, Task, TaskSettings
+
+_SLAB = 16  # fixed-grid slices warped at once
+
+
+def sample_field(field: Image, points: np.ndarray) -> np.ndarray:
+    """u at physical points (N, d), each component by (bi/tri)linear interpolation.
+
+    Points between the outermost voxel centres and the image border (half a voxel) take the
+    border value (clamped neighbours, as ITK's linear interpolator). Use :func:`points_outside`
+    to reject points farther out.
+    """
+    index = field.physical_to_index(np.asarray(points, dtype=float))  # array order
+    coords = index.T
+    return np.stack([ndimage.map_coordinates(np.asarray(field.array[..., c], dtype=np.float64), coords,
+                                             order=1, mode="nearest")
+                     for c in range(field.ndim)], axis=1)
+
+
+def points_outside(image: Image, points: np.ndarray, tolerance: float = 1e-6) -> np.ndarray:
+    """True for points outside the image's extent (beyond half a voxel past the outer centres)."""
+    index = image.physical_to_index(np.asarray(points, dtype=float))
+    upper = np.asarray(image.shape, dtype=float) - 0.5
+    return ((index < -0.5 - tolerance) | (index > upper + tolerance)).any(axis=-1)
+
+
+def target_registration_error(
+    fixed_points: np.ndarray, moving_points: np.ndarray, field: Image
+) -> np.ndarray:
+    """TRE per landmark: ‖x_f + u(x_f) − x_m‖ in mm, u by :func:`sample_field` (linear).
+
+    ``fixed_points`` and ``moving_points`` are paired rows (N, d) in mm, ITK order.
+    Reference: Fitzpatrick & West, IEEE TMI 1998 (TRE); METRICS.md for the interpolation.
+    """
+    fixed_points = np.asarray(fixed_points, dtype=float)
+    warped = fixed_points + sample_field(field, fixed_points)
+    return np.linalg.norm(warped - np.asarray(moving_points, dtype=float), axis=1)
+
+
+def tre_summary(tre: np.ndarray, prefix: str = "tre") -> dict[str, float]:
+    """``{prefix}_mean``, ``_median``, ``_p95`` (numpy's linear percentile), ``_max`` and ``_std``
+    (population) of per-landmark errors; NaN for no landmarks."""
+    tre = np.asarray(tre, dtype=float)
+    if tre.size == 0:
+        return {f"{prefix}_{k}": float("nan") for k in ("mean", "median", "p95", "max", "std")}
+    return {f"{prefix}_mean": float(tre.mean()), f"{prefix}_median": float(np.median(tre)),
+            f"{prefix}_p95": float(np.percentile(tre, 95)), f"{prefix}_max": float(tre.max()),
+            f"{prefix}_std": float(tre.std())}
+
+
+def warp_labels(moving_labels: Image, field: Image, background: int = 0) -> np.ndarray:
+    """The moving label map resampled on the field's (fixed) grid by nearest neighbour.
+
+    Fixed voxel x_f takes the label of the moving voxel nearest to x_f + u(x_f) (index rounded
+    half up, as ITK's nearest-neighbour interpolator); points outside the moving image get
+    ``background``. Equivalent to SimpleITK's ``Resample`` with a ``DisplacementFieldTransform``
+    and ``sitkNearestNeighbor``.
+    """
+    shape, ndim = field.shape, field.ndim
+    labels = np.asarray(moving_labels.array)
+    out = np.full(shape, background, dtype=labels.dtype)
+    upper = np.asarray(moving_labels.shape)
+    for start in range(0, shape[0], _SLAB):
+        stop = min(start + _SLAB, shape[0])
+        index = np.moveaxis(np.indices((stop - start, *shape[1:]), dtype=np.float64), 0, -1)
+        index[..., 0] += start
+        points = field.index_to_physical(index) + field.array[start:stop]
+        moving_index = np.floor(moving_labels.physical_to_index(points) + 0.5).astype(np.int64)
+        inside = ((moving_index >= 0) & (moving_index < upper)).all(axis=-1)
+        picked = tuple(moving_index[..., a][inside] for a in range(ndim))
+        out[start:stop][inside] = labels[picked]
+    return out
+
+
+def field_to_voxels(field: Image) -> np.ndarray:
+    """Components in mm (ITK order) -> displacement in voxels along each ITK index axis:
+    S⁻¹ D⁻¹ u."""
+    d = field.direction_matrix()
+    spacing_itk = np.asarray(field.spacing, dtype=float)[::-1]
+    return (np.asarray(field.array, dtype=np.float64) @ np.linalg.inv(d).T) / spacing_itk
+
+
+def field_to_mm(field_vox: np.ndarray, grid: Image) -> np.ndarray:
+    """Displacement in voxels along each ITK index axis -> mm (ITK order): D S u_vox."""
+    spacing_itk = np.asarray(grid.spacing, dtype=float)[::-1]
+    return (np.asarray(field_vox, dtype=np.float64) * spacing_itk) @ grid.direction_matrix().T
+
+
+METRIC_GROUPS = ("tre", "tre_initial", "dice", "hd95", "sdlogj", "folding")
+_TRE_KEYS = ("mean", "median", "p95", "max", "std")
+
+
+class RegistrationSettings(TaskSettings):
+    """How a registration case is scored.
+
+    - ``convention``: ``default`` (METRICS.md) or ``l2r`` (the Learn2Reg scripts, see
+      :mod:`medarena.evaluators.learn2reg`).
+    - ``metrics``: groups (``tre``, ``tre_initial``, ``dice``, ``hd95``, ``sdlogj``, ``folding``) or
+      single columns (``tre_mean``, ``tre_initial_p95``, ...); None = every metric the case's
+      inputs allow.
+    - ``labels``: label name -> value; None = every non-zero value of the fixed and moving labels
+      (``default``), of the fixed labels (``l2r``).
+    - ``field_units``: units of the field's components; None = ``mm`` (default) / ``voxel`` (l2r).
+      ``voxel`` means displacements along the ITK index axes (x, y, z), as Learn2Reg fields.
+    - ``landmark_units``: ``mm`` (physical points, ITK order) or ``voxel`` (continuous indices in
+      ITK order on the fixed / moving grid, as Learn2Reg's landmark files).
+    - ``use_mask``: restrict SDlogJ and folding to the reference's ``mask`` when it has one.
+    - ``per_landmark_rows``: add one row per landmark (label ``landmark <id>``: ``tre``,
+      ``tre_initial``); the per-landmark errors are always in the case's pooled payload.
+    - ``l2r_jacobian_offset``: the offset the Learn2Reg script adds to J before the log (3).
+    """
+
+    convention: Literal["default", "l2r"] = "default"
+    metrics: list[str] | None = None
+    labels: dict[str, int] | None = None
+    field_units: Literal["mm", "voxel"] | None = None
+    landmark_units: Literal["mm", "voxel"] = "mm"
+    use_mask: bool = True
+    per_landmark_rows: bool = False
+    l2r_jacobian_offset: float = 3.0
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        known = set(METRIC_GROUPS) | {f"{p}_{k}" for p in ("tre", "tre_initial") for k in _TRE_KEYS}
+        unknown = [m for m in value if m not in known]
+        if unknown:
+            raise ValueError(f"unknown registration metrics {unknown}; known: {sorted(known)}")
+        return value
+
+
+class RegistrationTask(Task):
+    """Scores a displacement field against landmarks and label maps.
+
+    Reference roles (every one optional, but a case needs landmarks or labels or a grid):
+
+    - ``fixed_landmarks``, ``moving_landmarks``: paired (N, d) arrays (row k with row k), in mm,
+      ITK order (or voxel indices with ``landmark_units="voxel"``); ``landmark_ids``: N names.
+    - ``fixed_labels``, ``moving_labels``: label-map :class:`Image` s on their own grids.
+    - ``mask``: an :class:`Image` on the fixed grid restricting SDlogJ and folding.
+    - ``fixed_image``, ``moving_image``: the images (only their grids are used).
+
+    Prediction role ``field``: an :class:`Image` (z, y, x, 3) on the fixed grid, components in ITK
+    order (x, y, z), in mm (or voxels, see ``field_units``); or a bare array of that shape, which
+    then takes the fixed grid's geometry (from ``fixed_image``, ``fixed_labels`` or ``mask``).
+
+    Rows: one whole-case row (label None: ``tre_*``, ``tre_initial_*``, ``sdlogj``, ``folding``),
+    one row per label (``dice``, ``hd95``) and, on request, one per landmark. The pooled payload
+    holds ``{"landmarks": [{"id", "tre", "tre_initial"}, ...]}`` and the case values the ``l2r``
+    data-set summary needs.
+    """
+
+    name = "registration"
+    Settings = RegistrationSettings
+    reference_roles = ("fixed_landmarks", "moving_landmarks", "fixed_labels", "moving_labels", "mask",
+                       "fixed_image", "moving_image", "landmark_ids")
+    prediction_roles = ("field",)
+
+    def score_case(self, reference: Mapping[str, Any], prediction: Mapping[str, Any],
+                   settings: RegistrationSettings) -> CaseResult:
+        field = _checked_field(reference, prediction.get("field"))
+        l2r = settings.convention == "l2r"
+        units = settings.field_units or ("voxel" if l2r else "mm")
+        if l2r and field.ndim != 3:
+            raise CaseError("the l2r convention needs a 3D field")
+        if l2r:
+            field_vox = field_to_voxels(field) if units == "mm" else np.asarray(field.array, dtype=np.float64)
+            field_mm = None
+        else:
+            field_mm = field if units == "mm" else Image(field_to_mm(field.array, field), field.spacing,
+                                                         field.origin, field.direction)
+        wanted = _wanted_groups(reference, settings)
+        whole: dict[str, Any] = {"label": None}
+        rows: list[dict[str, Any]] = []
+        pooled: dict[str, Any] = {}
+
+        if "tre" in wanted or "tre_initial" in wanted:
+            ids, tre, tre0 = _landmark_errors(reference, field, field_vox if l2r else field_mm, settings)
+            whole.update(tre_summary(tre, "tre"))
+            whole.update(tre_summary(tre0, "tre_initial"))
+            pooled["landmarks"] = [{"id": i, "tre": float(a), "tre_initial": float(b)}
+                                   for i, a, b in zip(ids, tre, tre0, strict=True)]
+            if settings.per_landmark_rows:
+                rows += [{"label": f"landmark {i}", "tre": float(a), "tre_initial": float(b)}
+                         for i, a, b in zip(ids, tre, tre0, strict=True)]
+
+        if "sdlogj" in wanted or "folding" in wanted:
+            mask = _mask(reference, field) if settings.use_mask else None
+            if l2r:
+                jac = learn2reg.jacobian_determinant_l2r(field_vox)
+                mask = None if mask is None else learn2reg.crop_l2r(mask)
+                whole["sdlogj"] = learn2reg.sdlogj_l2r(jac, mask, settings.l2r_jacobian_offset)
+            else:
+                jac = jacobian_determinant(field_mm.array, field.spacing, field.direction)
+                whole["sdlogj"] = sdlogj(jac, mask)
+            whole["folding"] = folding(jac, mask)
+
+        if "dice" in wanted or "hd95" in wanted:
+            label_rows = _label_rows(reference, field, field_vox if l2r else field_mm, settings)
+            rows += label_rows
+            if l2r:
+                pooled["l2r_dice"] = _nanmean([r.get("dice") for r in label_rows])
+                pooled["l2r_hd95"] = _nanmean([r.get("hd95") for r in label_rows])
+
+        if l2r:
+            pooled["l2r_tre"] = whole.get("tre_mean")
+            pooled["l2r_sdlogj"] = whole.get("sdlogj")
+        return CaseResult(rows=_select_columns([whole] + rows, settings), pooled=pooled)
+
+    def score_dataset(self, results: Sequence[CaseResult], settings: RegistrationSettings) -> dict[str, Any]:
+        """With ``l2r``: Learn2Reg's summary (:func:`~medarena.evaluators.learn2reg.aggregate_l2r`)
+        of the per-case TRE mean, label-mean Dice and HD95, and SDlogJ; otherwise nothing."""
+        if settings.convention != "l2r":
+            return {}
+        values: dict[str, list[float]] = {}
+        for result in results:
+            for metric in ("tre", "dice", "hd95", "sdlogj"):
+                value = (result.pooled or {}).get(f"l2r_{metric}")
+                if value is not None:
+                    values.setdefault(metric, []).append(float(value))
+        return learn2reg.aggregate_l2r(values)
+
+
+def _checked_field(reference: Mapping[str, Any], field: Any) -> Image:
+    grid = _first(reference, ("fixed_image", "fixed_labels", "mask"))
+    if field is None:
+        raise CaseError("no displacement field in the prediction")
+    if not isinstance(field, Image):
+        if grid is None:
+            raise CaseError("a bare field array needs the fixed image's grid in the reference")
+        field = Image(np.asarray(field), grid.spacing, grid.origin, grid.direction)
+    ndim = field.ndim
+    if field.array.ndim != ndim + 1 or field.array.shape[-1] != ndim:
+        raise CaseError(f"the field must have {ndim} components per voxel (array shape (*grid, {ndim})), "
+                        f"got array shape {field.array.shape}")
+    if not np.issubdtype(field.array.dtype, np.number):
+        raise CaseError(f"the field has non-numeric values ({field.array.dtype})")
+    bad = np.count_nonzero(~np.isfinite(field.array))
+    if bad:
+        raise CaseError(f"the field has {bad} NaN or infinite values")
+    if grid is not None:
+        if grid.shape != field.shape:
+            raise CaseError(f"the field's grid {field.shape} differs from the fixed image's {grid.shape}")
+        if not grid.same_geometry(field):
+            raise CaseError("the field's spacing, origin or direction differs from the fixed image's "
+                            f"(field {field.spacing}, {field.origin}; fixed {grid.spacing}, {grid.origin})")
+    return field
+
+
+def _wanted_groups(reference: Mapping[str, Any], settings: RegistrationSettings) -> set[str]:
+    has_landmarks = all(reference.get(r) is not None for r in ("fixed_landmarks", "moving_landmarks"))
+    has_labels = all(reference.get(r) is not None for r in ("fixed_labels", "moving_labels"))
+    available = {"sdlogj", "folding"} | ({"tre", "tre_initial"} if has_landmarks else set()) \
+        | ({"dice", "hd95"} if has_labels else set())
+    if settings.metrics is None:
+        return available
+    wanted = {_group(m) for m in settings.metrics}
+    missing = wanted - available
+    if missing:
+        need = ["fixed and moving landmarks" if m.startswith("tre") else
+                "fixed and moving labels" for m in sorted(missing)]
+        raise CaseError(f"metrics {sorted(missing)} need {' and '.join(sorted(set(need)))} in the reference")
+    return wanted
+
+
+def _select_columns(rows: list[dict[str, Any]], settings: RegistrationSettings) -> list[dict[str, Any]]:
+    if settings.metrics is None:
+        return rows
+    chosen = set(settings.metrics)
+
+    groups = {_group(m) for m in chosen}
+
+    def keep(key: str) -> bool:
+        # per-landmark columns ("tre", "tre_initial") follow any chosen column of their group
+        return key == "label" or key in chosen or _group(key) in chosen or key in ("tre", "tre_initial") \
+            and key in groups
+
+    return [{k: v for k, v in row.items() if keep(k)} for row in rows]
+
+
+def _group(metric: str) -> str:
+    if metric.startswith("tre_initial"):
+        return "tre_initial"
+    return "tre" if metric.startswith("tre") else metric
+
+
+def _moving_grid(reference: Mapping[str, Any], field: Image) -> Image:
+    return _first(reference, ("moving_image", "moving_labels")) or field
+
+
+def _first(reference: Mapping[str, Any], roles: Sequence[str]) -> Any:
+    return next((reference[r] for r in roles if reference.get(r) is not None), None)
+
+
+def _landmark_errors(reference: Mapping[str, Any], field: Image, values: Any,
+                     settings: RegistrationSettings) -> tuple[list[str], np.ndarray, np.ndarray]:
+    fixed = np.asarray(reference["fixed_landmarks"], dtype=float)
+    moving = np.asarray(reference["moving_landmarks"], dtype=float)
+    if fixed.ndim != 2 or moving.ndim != 2 or fixed.shape[1] != field.ndim or moving.shape[1] != field.ndim:
+        raise CaseError(f"landmarks must be (N, {field.ndim}) arrays, got fixed {fixed.shape} and "
+                        f"moving {moving.shape}")
+    if fixed.shape[0] != moving.shape[0]:
+        raise CaseError(f"{fixed.shape[0]} fixed and {moving.shape[0]} moving landmarks")
+    if not (np.isfinite(fixed).all() and np.isfinite(moving).all()):
+        raise CaseError("landmarks with non-finite coordinates")
+    given_ids = reference.get("landmark_ids")
+    ids = [str(i) for i in (range(1, fixed.shape[0] + 1) if given_ids is None else given_ids)]
+    if len(ids) != fixed.shape[0]:
+        raise CaseError(f"{len(ids)} landmark ids for {fixed.shape[0]} landmarks")
+    moving_grid = _moving_grid(reference, field)
+    if settings.landmark_units == "voxel":
+        fixed = field.index_to_physical(fixed[:, ::-1])
+        moving = moving_grid.index_to_physical(moving[:, ::-1])
+    outside = np.flatnonzero(points_outside(field, fixed))
+    if outside.size:
+        names = ", ".join(ids[k] for k in outside[:10])
+        raise CaseError(f"{outside.size} fixed landmarks outside the fixed image ({names})")
+    if settings.convention == "l2r":
+        fixed_index = field.physical_to_index(fixed)[:, ::-1]
+        moving_index = moving_grid.physical_to_index(moving)[:, ::-1]
+        tre = learn2reg.tre_voxel(fixed_index, moving_index, values, moving_grid.spacing)
+        tre0 = learn2reg.tre_voxel(fixed_index, moving_index, np.zeros_like(values), moving_grid.spacing)
+        return ids, tre, tre0
+    return ids, target_registration_error(fixed, moving, values), np.linalg.norm(fixed - moving, axis=1)
+
+
+def _mask(reference: Mapping[str, Any], field: Image) -> np.ndarray | None:
+    mask = reference.get("mask")
+    if mask is None:
+        return None
+    if mask.shape != field.shape:
+        raise CaseError(f"the mask's grid {mask.shape} differs from the field's {field.shape}")
+    return np.asarray(mask.array) != 0
+
+
+def _label_rows(reference: Mapping[str, Any], field: Image, values: Any,
+                settings: RegistrationSettings) -> list[dict[str, Any]]:
+    fixed, moving = reference["fixed_labels"], reference["moving_labels"]
+    if fixed.shape != field.shape:
+        raise CaseError(f"the fixed labels' grid {fixed.shape} differs from the field's {field.shape}")
+    if settings.labels is not None:
+        labels = dict(settings.labels)
+    else:
+        present = np.unique(fixed.array) if settings.convention == "l2r" else \
+            np.union1d(np.unique(fixed.array), np.unique(moving.array))
+        labels = {str(int(v)): int(v) for v in present if v != 0}
+    rows = []
+    if settings.convention == "l2r":
+        if moving.shape != field.shape:
+            raise CaseError(f"the l2r convention needs moving labels on the fixed grid {field.shape}, "
+                            f"got {moving.shape}")
+        warped = learn2reg.warp_labels_l2r(moving.array, values)
+        scores = learn2reg.label_scores_l2r(np.asarray(fixed.array), np.asarray(moving.array), warped,
+                                            list(labels.values()))
+        for name, value in labels.items():
+            rows.append({"label": name, "dice": scores[value][0], "hd95": scores[value][1]})
+        return rows
+    warped = warp_labels(moving, values)
+    for name, value in labels.items():
+        a, b = np.asarray(fixed.array) == value, warped == value
+        rows.append({"label": name, "dice": segmentation.dice(a, b),
+                     "hd95": float(segmentation.hd95(a, b, fixed.spacing))})
+    return rows
+
+
+def _nanmean(values: list[Any]) -> float | None:
+    arr = np.asarray([v for v in values if v is not None], dtype=float)
+    arr = arr[~np.isnan(arr)]
+    return float(arr.mean()) if arr.size else None
+
+
+TASK = RegistrationTask()
