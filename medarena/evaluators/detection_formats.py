@@ -138,7 +138,8 @@ def _parse_boxes(items: Sequence, what: str) -> Boxes:
             raise CaseError(f"{where}: expected an object with 'corners'")
         raw = item["corners"]
         plane = math.nan
-        if isinstance(raw, Sequence) and raw and all(isinstance(c, Sequence) for c in raw):
+        nested = isinstance(raw, list) and raw and all(isinstance(c, (list, tuple)) for c in raw)
+        if nested:
             box, plane = _grand_challenge_box(raw, where)
         else:
             box = _coords(raw, where, "corners", (4, 6))
