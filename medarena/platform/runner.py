@@ -31,6 +31,10 @@ DEFAULT_LOG_TAIL_BYTES = 16_384
 _REPO_CONTAINERS_CONF = Path(__file__).resolve().parents[2] / "infra" / "containers.conf"
 _SIGKILL_EXIT = 137
 _ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".tar.zst")
+# How podman reports a container that could not start because of its image (anything else that
+# stops a start, a missing CDI device for instance, is the platform's fault).
+_IMAGE_START_ERRORS = ("exec:", "executable file not found", "no such file or directory", "permission denied",
+                       "exec format error", "unable to find user", "no matching entries in passwd")
 
 
 class Limits(BaseModel):
@@ -225,8 +229,14 @@ def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits,
                   log_tail_bytes: int = DEFAULT_LOG_TAIL_BYTES) -> RunResult:
     """Run ``image`` (best: a pinned ID from :func:`load_image`) on the case in ``input_dir``,
     leaving its outputs in ``output_dir``; the container is removed afterwards in every case."""
-    name = name or f"medarena-{uuid.uuid4().hex[:16]}"
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if any(output_dir.iterdir()):
+        raise ValueError(f"{output_dir}: the output folder must be empty before a run")
+    if name:
+        _podman("rm", "--force", "--ignore", name, timeout=60)  # left over from a lost worker
+    else:
+        name = f"medarena-{uuid.uuid4().hex[:16]}"
     command = container_command(image, input_dir, output_dir, limits, name=name, gpu_ids=gpu_ids)
 
     def result(status: RunStatus, exit_code: int | None, runtime: float, out: str, err: str,
@@ -264,8 +274,10 @@ def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits,
         raise RunnerError(f"podman could not create container {name} for {image}: "
                           f"{_last_line(err) or f'exit code {process.returncode}'}")
     if state.get("StartedAt", "").startswith("0001-"):
-        return result("image_error", None, runtime, out, err,
-                      f"the container did not start: {_last_line(err)[:300]}")
+        reason = _last_line(err)
+        if not any(marker in reason.lower() for marker in _IMAGE_START_ERRORS):
+            raise RunnerError(f"podman could not start container {name} for {image}: {reason}")
+        return result("image_error", None, runtime, out, err, f"the container did not start: {reason[:300]}")
     exit_code = int(state.get("ExitCode", process.returncode))
     if state.get("OOMKilled") or exit_code == _SIGKILL_EXIT:
         return result("out_of_memory", exit_code, runtime, out, err,

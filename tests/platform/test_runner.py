@@ -17,6 +17,7 @@ from medarena.platform.contract import InvalidOutput, MissingOutput, Socket, rea
 from medarena.platform.runner import (
     ImageError,
     Limits,
+    RunnerError,
     container_command,
     load_image,
     podman_env,
@@ -250,3 +251,29 @@ def test_an_entrypoint_that_cannot_start_is_an_image_error(example_images, tiny_
     assert result.status == "image_error", result
     assert "/opt/algorithm/missing" in result.message and "did not start" in result.message
     assert not container_exists("medarena-test-broken")
+
+
+@pytest.mark.podman
+def test_a_leftover_container_of_the_same_name_is_replaced(example_images, tmp_path):
+    name = "medarena-test-leftover"
+    assert podman("create", "--name", name, example_images + "sleeper:latest").returncode == 0
+    result = run_container(example_images + "noop:latest", ct_case(tmp_path, ct_image()), tmp_path / "out",
+                           FAST, name=name)
+    assert result.status == "ok", result
+    assert not container_exists(name)
+
+
+def test_stale_outputs_are_refused(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old.json").write_text("{}")
+    with pytest.raises(ValueError, match="must be empty"):
+        run_container("img", tmp_path, tmp_path / "out", FAST)
+
+
+@pytest.mark.podman
+@pytest.mark.skipif(any(p for d in ("/etc/cdi", "/var/run/cdi") for p in Path(d).glob("*nvidia*")),
+                    reason="this host has NVIDIA CDI devices")
+def test_a_gpu_the_host_does_not_have_is_a_platform_fault(example_images, tmp_path):
+    with pytest.raises(RunnerError, match="unresolvable CDI devices nvidia.com/gpu=0"):
+        run_container(example_images + "noop:latest", ct_case(tmp_path, ct_image()), tmp_path / "out",
+                      Limits(gpus=1), gpu_ids=("0",))
