@@ -1,0 +1,20 @@
+"""The medarena dashboard: challenges, phase leaderboards, submissions and case images.
+
+Run it with ``medarena dashboard`` (or ``streamlit run`` on this file). Each view has its own URL:
+``/`` the challenges, ``/leaderboard?challenge=C&phase=P``, ``/submission?id=N`` and
+``/case?submission=N&case=NAME``. It reads the database and the case store and never writes.
+"""
+
+import streamlit as st
+
+from medarena.dashboard import ui
+
+st.set_page_config(page_title="medarena", page_icon="🩻", layout="wide")
+
+pages = st.navigation([
+    st.Page(ui.CHALLENGES, title="Challenges", icon="🏁", url_path="challenges", default=True),
+    st.Page(ui.LEADERBOARD, title="Leaderboards", icon="🏆", url_path="leaderboard"),
+    st.Page(ui.SUBMISSION, title="Submission", icon="📦", url_path="submission"),
+    st.Page(ui.CASE, title="Case images", icon="🩻", url_path="case"),
+])
+pages.run()

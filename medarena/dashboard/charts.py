@@ -1,0 +1,57 @@
+"""Altair charts of the dashboard: per-case value distributions and data-set curves."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+# Axis titles for the curve columns the evaluators write.
+CURVE_AXES = {
+    "fpr": "false positive rate", "tpr": "true positive rate", "recall": "recall",
+    "precision": "precision", "fp_per_case": "false positives per case", "sensitivity": "sensitivity",
+}
+
+
+def per_case_distribution(values: pd.DataFrame) -> alt.Chart:
+    """Box plot with the cases as points, one panel per metric column (label/metric).
+
+    ``values``: the long table (case, label, metric, value).
+    """
+    frame = values.dropna(subset=["value"]).copy()
+    frame["column"] = [m if not lb else f"{lb}/{m}" for lb, m in zip(frame["label"], frame["metric"],
+                                                                      strict=True)]
+    base = alt.Chart(frame).encode(y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)))
+    box = base.mark_boxplot(extent="min-max", opacity=0.35, size=36)
+    points = base.mark_circle(size=46, opacity=0.85).encode(
+        xOffset=alt.XOffset("jitter:Q"), color=alt.value("#1f77b4"),
+        tooltip=["case", "column", alt.Tooltip("value:Q", format=".4g")],
+    ).transform_calculate(jitter="(random() - 0.5) * 24")
+    return (alt.layer(box, points, data=frame)
+            .properties(width=140, height=220)
+            .facet(column=alt.Column("column:N", title=None))
+            .resolve_scale(y="independent"))
+
+
+def curve(name: str, points: pd.DataFrame) -> alt.Chart:
+    """A line through the first two columns (x, y) of a curve, e.g. ROC (fpr, tpr) or FROC."""
+    x, y = points.columns[:2]
+    chart = alt.Chart(points).mark_line(point=True, interpolate="step-after" if name.startswith("roc")
+                                        else "linear").encode(
+        x=alt.X(f"{x}:Q", title=CURVE_AXES.get(x, x)),
+        y=alt.Y(f"{y}:Q", title=CURVE_AXES.get(y, y), scale=alt.Scale(domain=[0, 1])),
+        tooltip=[alt.Tooltip(f"{c}:Q", format=".4g") for c in points.columns],
+    )
+    return chart.properties(title=name, width=320, height=260)
+
+
+def leaderboard_distribution(values: pd.DataFrame, metric: str) -> alt.Chart:
+    """Per-case values of one metric column for each participant of a phase (strip over box).
+
+    ``values``: columns participant, case, column, value.
+    """
+    frame = values[values["column"] == metric].dropna(subset=["value"])
+    base = alt.Chart(frame).encode(x=alt.X("participant:N", title=None, sort=None),
+                                   y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)))
+    return alt.layer(base.mark_boxplot(extent="min-max", opacity=0.35),
+                     base.mark_circle(size=40, opacity=0.8).encode(tooltip=["participant", "case", "value"])
+                     ).properties(height=260)

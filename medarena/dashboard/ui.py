@@ -1,0 +1,71 @@
+"""Small helpers shared by the dashboard's pages: settings, query parameters, formatting."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from medarena.platform.settings import Settings, load_settings
+
+CHALLENGES = "views/challenges.py"
+LEADERBOARD = "views/leaderboard.py"
+SUBMISSION = "views/submission.py"
+CASE = "views/case.py"
+
+T = TypeVar("T")
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def param(name: str) -> str | None:
+    value = st.query_params.get(name)
+    return value or None
+
+
+def int_param(name: str) -> int | None:
+    value = param(name)
+    return int(value) if value and value.isdigit() else None
+
+
+def choose(label: str, options: Sequence[T], name: str,
+           format_func: Callable[[T], str] = str) -> T | None:
+    """A select box kept in step with the query parameter ``name``, so the URL opens the same view."""
+    if not options:
+        return None
+    values = [str(o) for o in options]
+    current = param(name)
+    index = values.index(current) if current in values else 0
+    chosen = st.selectbox(label, options, index=index, format_func=format_func)
+    if chosen is not None and param(name) != str(chosen):
+        st.query_params[name] = str(chosen)
+    return chosen
+
+
+def when(value: dt.datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M} UTC" if value else "–"
+
+
+def number(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def duration(start: dt.datetime | None, end: dt.datetime | None) -> str:
+    if not start or not end:
+        return "–"
+    seconds = int((end - start).total_seconds())
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+STATE_ICONS = {"queued": "⏳", "running": "▶️", "evaluating": "🧮", "succeeded": "✅",
+               "failed": "❌", "cancelled": "🚫"}
+
+
+def state_label(state: str) -> str:
+    return f"{STATE_ICONS.get(state, '')} {state}".strip()
