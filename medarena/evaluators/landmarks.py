@@ -40,7 +40,8 @@ def parse_landmarks_csv(text: str, source: str = "landmarks") -> Landmarks:
     rows = [row for row in _split_rows(text) if row]
     if not rows:
         raise ValueError(f"{source}: no landmarks")
-    header = None if all(_is_number(v) for v in rows[0]) else [v.strip().lower() for v in rows[0]]
+    first = [v.strip().lower() for v in rows[0]]
+    header = first if "x" in first and "y" in first else None
     body = rows[1:] if header else rows
     if header:
         coords = [header.index(c) for c in ("x", "y", "z") if c in header]
