@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import TEST_STDERR, TIMEOUT_DETAIL, Filled
 from streamlit.testing.v1 import AppTest
 
 from medarena.dashboard import app_path
+from tests.dashboard.filled_db import TEST_STDERR, TIMEOUT_DETAIL, Filled
 
 
 def open_page(page: str, **params: str) -> AppTest:
