@@ -8,11 +8,14 @@ on); faults of the platform (podman missing or failing before the container exis
 
 from __future__ import annotations
 
+import gzip
 import json
+import lzma
 import os
 import platform
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -129,9 +132,22 @@ def load_image(ref: str | Path) -> ImageRef:
 def _load_archive(path: Path) -> ImageRef:
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
-    result = _podman("load", "-i", str(path), timeout=1800)
+    with path.open("rb") as file:
+        magic = file.read(6)
+    opener = gzip.open if magic[:2] == b"\x1f\x8b" else lzma.open if magic == b"\xfd7zXZ\x00" else None
+    if opener is None:
+        result = _podman("load", "-i", str(path), timeout=1800)
+    else:  # podman 4 loads only plain tarballs; `docker save | gzip` is common
+        with tempfile.TemporaryDirectory(prefix="medarena-load-") as folder:
+            plain = Path(folder) / "image.tar"
+            try:
+                with opener(path) as packed, plain.open("wb") as unpacked:
+                    shutil.copyfileobj(packed, unpacked, 1 << 20)
+            except (OSError, EOFError, lzma.LZMAError) as exc:
+                raise ImageError(f"{path}: a damaged compressed archive ({exc})") from None
+            result = _podman("load", "-i", str(plain), timeout=1800)
     if result.returncode != 0:
-        raise ImageError(f"{path}: not a loadable image archive ({_last_line(result.stderr)[:300]})")
+        raise ImageError(f"{path}: not an image archive as `podman save` or `docker save` write it")
     # podman prints "Loaded image: NAME" (or "Loaded image(s): A,B") per image in the archive
     names = [n.strip() for line in result.stdout.splitlines() if line.startswith("Loaded image")
              for n in line.split(":", 1)[1].split(",") if n.strip()]

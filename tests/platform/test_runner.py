@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
+import shutil
 import subprocess
 import tarfile
 import zlib
@@ -215,15 +217,24 @@ def test_load_image_from_a_saved_tarball_pins_the_same_digest(example_images, ti
     loaded = load_image(archive)
     assert loaded == original
     assert load_image(str(archive)).digest == original.digest  # loading twice is harmless
+    packed = tmp_path / "algorithm.tar.gz"
+    with archive.open("rb") as plain, gzip.open(packed, "wb") as gz:
+        shutil.copyfileobj(plain, gz)
+    podman("rmi", name)
+    assert load_image(packed) == original  # `docker save | gzip` works too
 
 
 @pytest.mark.podman
 def test_a_corrupt_or_missing_tarball_is_an_image_error(example_images, tmp_path):
     archive = tmp_path / "broken.tar"
     archive.write_bytes(b"\x00garbage" * 100)
-    with pytest.raises(ImageError, match=r"broken\.tar: not a loadable image archive") as error:
+    with pytest.raises(ImageError, match=r"broken\.tar: not an image archive as `podman save`") as error:
         load_image(archive)
     assert "\n" not in str(error.value)
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(gzip.compress(np.random.default_rng(0).bytes(10000))[:100])
+    with pytest.raises(ImageError, match=r"truncated\.tar\.gz: a damaged compressed archive"):
+        load_image(truncated)
     with pytest.raises(ImageError, match=r"absent\.tar: no such file"):
         load_image(tmp_path / "absent.tar")
 
@@ -261,6 +272,13 @@ def test_a_leftover_container_of_the_same_name_is_replaced(example_images, tmp_p
                            FAST, name=name)
     assert result.status == "ok", result
     assert not container_exists(name)
+
+
+def test_podman_uses_the_repository_settings_unless_told_otherwise(monkeypatch):
+    monkeypatch.delenv("CONTAINERS_CONF", raising=False)
+    assert podman_env()["CONTAINERS_CONF"].endswith("infra/containers.conf")
+    monkeypatch.setenv("CONTAINERS_CONF", "/etc/elsewhere.conf")
+    assert podman_env()["CONTAINERS_CONF"] == "/etc/elsewhere.conf"
 
 
 def test_stale_outputs_are_refused(tmp_path):
