@@ -1,0 +1,193 @@
+"""Voxel counts and the overlap metrics computed from them.
+
+Notation (METRICS.md): A = reference mask, B = prediction mask, TP = |A ∩ B|, FP = |B \\ A|,
+FN = |A \\ B|, TN = the voxels in neither. A zero denominator gives NaN unless the metric's
+docstring says otherwise. References: Taha & Hanbury 2015 (BMC Med Imaging 15:29) for the
+definitions, Maier-Hein et al. 2024 (Metrics Reloaded, Nat Methods 21:195) for the empty cases.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# Blocks of this many voxels keep the joint histogram's temporary arrays small.
+_BLOCK = 1 << 22
+
+
+@dataclass(frozen=True)
+class Counts:
+    """The confusion counts of one binary comparison."""
+
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+    @property
+    def reference_size(self) -> int:
+        return self.tp + self.fn
+
+    @property
+    def prediction_size(self) -> int:
+        return self.tp + self.fp
+
+    @property
+    def total(self) -> int:
+        return self.tp + self.fp + self.fn + self.tn
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn)
+
+
+def confusion_counts(reference: np.ndarray, prediction: np.ndarray) -> Counts:
+    """TP, FP, FN, TN of two binary masks (non-zero = foreground) of the same shape."""
+    a, b = np.asarray(reference, bool), np.asarray(prediction, bool)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: reference {a.shape}, prediction {b.shape}")
+    tp = int(np.count_nonzero(a & b))
+    size_a, size_b = int(np.count_nonzero(a)), int(np.count_nonzero(b))
+    fp, fn = size_b - tp, size_a - tp
+    return Counts(tp, fp, fn, a.size - tp - fp - fn)
+
+
+def label_counts(reference: np.ndarray, prediction: np.ndarray, labels: Sequence[int]) -> dict[int, Counts]:
+    """Counts for every label value of two integer label maps, from one joint histogram.
+
+    Each voxel's pair (reference label, prediction label) is mapped to a bin of a
+    (K+1) x (K+1) histogram, K = number of requested labels, with every other value in bin 0;
+    the counts of label l then come from the diagonal and the row and column sums.
+    """
+    labels = [int(v) for v in labels]
+    ref, pred = np.asarray(reference), np.asarray(prediction)
+    if ref.shape != pred.shape:
+        raise ValueError(f"shapes differ: reference {ref.shape}, prediction {pred.shape}")
+    top = max([0, *labels, _max_value(ref), _max_value(pred)])
+    if top >= 1 << 24 or len(labels) >= 255:
+        return {v: confusion_counts(ref == v, pred == v) for v in labels}
+    lookup = np.zeros(top + 1, np.uint8)
+    lookup[labels] = np.arange(1, len(labels) + 1, dtype=np.uint8)
+    size = len(labels) + 1
+    joint = np.zeros(size * size, np.int64)
+    flat_ref, flat_pred = ref.reshape(-1), pred.reshape(-1)
+    small = size * size <= 256 and ref.dtype == np.uint8 and pred.dtype == np.uint8 and top < 256
+    for start in range(0, flat_ref.size, _BLOCK):
+        r, p = flat_ref[start:start + _BLOCK], flat_pred[start:start + _BLOCK]
+        if small:
+            index = lookup[r] * np.uint8(size) + lookup[p]
+        else:
+            index = lookup[r].astype(np.int32) * size + lookup[p]
+        joint += np.bincount(index, minlength=size * size)
+    matrix = joint.reshape(size, size)
+    rows, cols, total = matrix.sum(1), matrix.sum(0), int(matrix.sum())
+    counts = {}
+    for i, v in enumerate(labels, start=1):
+        tp = int(matrix[i, i])
+        fp, fn = int(cols[i]) - tp, int(rows[i]) - tp
+        counts[v] = Counts(tp, fp, fn, total - tp - fp - fn)
+    return counts
+
+
+def _max_value(array: np.ndarray) -> int:
+    return int(array.max()) if array.size else 0
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return float(numerator) / float(denominator) if denominator else math.nan
+
+
+def dice_from_counts(c: Counts) -> float:
+    """Dice = 2TP / (2TP + FP + FN); 1 when both masks are empty (MetricsReloaded)."""
+    denominator = 2 * c.tp + c.fp + c.fn
+    return 1.0 if denominator == 0 else 2 * c.tp / denominator
+
+
+def iou_from_counts(c: Counts) -> float:
+    """IoU (Jaccard) = TP / (TP + FP + FN); 1 when both masks are empty (MetricsReloaded)."""
+    denominator = c.tp + c.fp + c.fn
+    return 1.0 if denominator == 0 else c.tp / denominator
+
+
+def sensitivity_from_counts(c: Counts) -> float:
+    """Sensitivity (recall) = TP / (TP + FN); NaN for an empty reference."""
+    return _ratio(c.tp, c.tp + c.fn)
+
+
+def precision_from_counts(c: Counts) -> float:
+    """Precision = TP / (TP + FP); NaN for an empty prediction."""
+    return _ratio(c.tp, c.tp + c.fp)
+
+
+def specificity_from_counts(c: Counts) -> float:
+    """Specificity = TN / (TN + FP); NaN when the reference covers the whole image."""
+    return _ratio(c.tn, c.tn + c.fp)
+
+
+def accuracy_from_counts(c: Counts) -> float:
+    """Accuracy = (TP + TN) / (TP + FP + FN + TN)."""
+    return _ratio(c.tp + c.tn, c.total)
+
+
+def volume_similarity_from_counts(c: Counts) -> float:
+    """Volume similarity = 1 − |FP − FN| / (2TP + FP + FN) (Taha & Hanbury 2015); NaN when both
+    masks are empty."""
+    return 1.0 - _ratio(abs(c.fp - c.fn), 2 * c.tp + c.fp + c.fn)
+
+
+def volume_difference_ml_from_counts(c: Counts, spacing: Sequence[float]) -> float:
+    """|V(B) − V(A)| in millilitres: |FP − FN| × voxel volume (mm³) / 1000; 0 when both are empty."""
+    return abs(c.fp - c.fn) * float(np.prod(spacing)) / 1000.0
+
+
+COUNT_METRICS: Mapping[str, object] = {
+    "dice": dice_from_counts,
+    "iou": iou_from_counts,
+    "sensitivity": sensitivity_from_counts,
+    "precision": precision_from_counts,
+    "specificity": specificity_from_counts,
+    "accuracy": accuracy_from_counts,
+    "volume_similarity": volume_similarity_from_counts,
+}
+
+
+def dice(reference: np.ndarray, prediction: np.ndarray) -> float:
+    """Dice = 2|A ∩ B| / (|A| + |B|); 1 when both masks are empty, 0 when exactly one is."""
+    return dice_from_counts(confusion_counts(reference, prediction))
+
+
+def iou(reference: np.ndarray, prediction: np.ndarray) -> float:
+    """IoU = |A ∩ B| / |A ∪ B|; 1 when both masks are empty, 0 when exactly one is."""
+    return iou_from_counts(confusion_counts(reference, prediction))
+
+
+def sensitivity(reference: np.ndarray, prediction: np.ndarray) -> float:
+    """Sensitivity = |A ∩ B| / |A|; NaN for an empty reference."""
+    return sensitivity_from_counts(confusion_counts(reference, prediction))
+
+
+def precision(reference: np.ndarray, prediction: np.ndarray) -> float:
+    """Precision = |A ∩ B| / |B|; NaN for an empty prediction."""
+    return precision_from_counts(confusion_counts(reference, prediction))
+
+
+def specificity(reference: np.ndarray, prediction: np.ndarray) -> float:
+    """Specificity = TN / (TN + FP); NaN when the reference fills the image."""
+    return specificity_from_counts(confusion_counts(reference, prediction))
+
+
+def accuracy(reference: np.ndarray, prediction: np.ndarray) -> float:
+    """Accuracy = (TP + TN) / number of voxels."""
+    return accuracy_from_counts(confusion_counts(reference, prediction))
+
+
+def volume_similarity(reference: np.ndarray, prediction: np.ndarray) -> float:
+    """Volume similarity = 1 − ||A| − |B|| / (|A| + |B|); NaN when both masks are empty."""
+    return volume_similarity_from_counts(confusion_counts(reference, prediction))
+
+
+def volume_difference_ml(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float]) -> float:
+    """||B| − |A|| × voxel volume, in mL (spacing in mm)."""
+    return volume_difference_ml_from_counts(confusion_counts(reference, prediction), spacing)
