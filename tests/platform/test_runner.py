@@ -295,3 +295,15 @@ def test_a_gpu_the_host_does_not_have_is_a_platform_fault(example_images, tmp_pa
     with pytest.raises(RunnerError, match="unresolvable CDI devices nvidia.com/gpu=0"):
         run_container(example_images + "noop:latest", ct_case(tmp_path, ct_image()), tmp_path / "out",
                       Limits(gpus=1), gpu_ids=("0",))
+
+
+@pytest.mark.podman
+def test_threshold_example_reads_compressed_2d_float_images(example_images, tmp_path):
+    array = np.zeros((40, 50), np.float32)
+    array[10:20, 5:45] = 3.5
+    image = Image(array=array, spacing=(0.4, 0.3), origin=(5.0, -2.0))
+    write_inputs(tmp_path / "input", [CT], {"ct-image": image}, compress=True)
+    result = run_container(example_images + "threshold:latest", tmp_path / "input", tmp_path / "out", FAST)
+    assert result.status == "ok", result
+    mask = read_outputs(tmp_path / "out", [SEGMENTATION], expected_geometry=image)["segmentation"]
+    np.testing.assert_array_equal(mask.array, (array > 1).astype(np.uint8))
