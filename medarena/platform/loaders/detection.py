@@ -95,9 +95,16 @@ def csv_cases(path: Path) -> dict[str, CsvRows]:
     return cases
 
 
-def file_cases(path: Path, postfix: str = "") -> dict[str, Any]:
-    """Case name -> file for a file or a folder; several files of one case become a Problem."""
+def file_cases(path: Path, postfix: str = "", exclude: str = "") -> dict[str, Any]:
+    """Case name -> file for a file or a folder; several files of one case become a Problem.
+
+    Images whose name (without extension) ends with ``exclude`` belong to the other side (PI-CAI's
+    layout keeps ``_label`` and ``_detection_map`` files in one folder) and are skipped.
+    """
     files = [path] if path.is_file() else sorted(p for p in path.iterdir() if _is_case_file(p))
+    if exclude:
+        files = [f for f in files if not (f.name.lower().endswith(IMAGE_EXTENSIONS)
+                                          and case_name(f).endswith(exclude))]
     found: dict[str, list[Path]] = {}
     for file in files:
         image = file.name.lower().endswith(IMAGE_EXTENSIONS)
@@ -107,13 +114,13 @@ def file_cases(path: Path, postfix: str = "") -> dict[str, Any]:
             for name, paths in found.items()}
 
 
-def _side(path: Path, postfix: str) -> dict[str, Any]:
+def _side(path: Path, postfix: str, exclude: str = "") -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{path}: no such file or folder")
     if path.is_file() and path.suffix.lower() == ".csv":
         return csv_cases(path)
-    return file_cases(path, postfix)
+    return file_cases(path, postfix, exclude)
 
 
 def pair_files(reference: Path, prediction: Path, ref_postfix: str = "", pred_postfix: str = "",
@@ -125,8 +132,8 @@ def pair_files(reference: Path, prediction: Path, ref_postfix: str = "", pred_po
     :class:`CsvRows` when ``csv_means_all_cases`` (the CSV covers the data set), else None.
     """
     reference, prediction = Path(reference), Path(prediction)
-    refs = _side(reference, ref_postfix)
-    preds = _side(prediction, pred_postfix)
+    refs = _side(reference, ref_postfix, exclude=pred_postfix)
+    preds = _side(prediction, pred_postfix, exclude=ref_postfix)
     single = reference.is_file() and prediction.is_file() and reference.suffix.lower() != ".csv" \
         and prediction.suffix.lower() != ".csv"
     if single:
