@@ -171,25 +171,31 @@ class ClassificationTask(Task):
     Roles: the reference gives ``label`` (a class name, or 0/1 for a binary task); the prediction
     gives ``probability`` (a number: the positive class's probability in a binary task; a list in
     class order; or a mapping class → probability) or ``label`` (scored as probability 1 for that
-    class). Each case row holds ``reference``, ``predicted``, ``correct`` and, in a binary task,
-    ``probability``. ``score_dataset`` gives the metrics of the module text, their bootstrap
-    intervals under ``ci`` and the ROC curve (``roc``; ``roc_per_class`` for multi-class).
+    class). On the platform the prediction's one role is ``prediction``, the value of an output
+    socket: a bare number (a probability), a string or boolean (a label), a list or mapping of
+    class probabilities, or an object with ``probability`` or ``label``. Each case row holds
+    ``reference``, ``predicted``, ``correct`` and, in a binary task, ``probability``.
+    ``score_dataset`` gives the metrics of the module text, their bootstrap intervals under ``ci``
+    and the ROC curve (``roc``; ``roc_per_class`` for multi-class).
     A missing prediction cannot be scored (None).
     """
 
     name = "classification"
     Settings = ClassificationSettings
     reference_roles = ("label",)
-    prediction_roles = ()
+    prediction_roles = ("prediction",)
 
     def score_case(self, reference: Mapping[str, Any], prediction: Mapping[str, Any],
                    settings: TaskSettings) -> CaseResult:
         settings = _settings(settings)
         classes = _class_names(settings)
-        if reference.get("label") is None:
+        label = reference.get("label")
+        if isinstance(label, Mapping):  # a reference socket holding {"label": ...}
+            label = label.get("label")
+        if label is None:
             raise CaseError("reference: has no 'label'")
-        target = class_index(reference["label"], classes, "reference")
-        scores, from_label = prediction_scores(prediction, classes)
+        target = class_index(label, classes, "reference")
+        scores, from_label = prediction_scores(_flat_prediction(prediction), classes)
         if len(classes) == 2:
             predicted = int(scores[1] >= settings.threshold)
         else:
@@ -251,6 +257,18 @@ def bootstrap_intervals(target: np.ndarray, scores: np.ndarray, settings: Classi
         values = values[~np.isnan(values)]
         intervals[name] = np.percentile(values, quantiles).tolist() if values.size else [math.nan, math.nan]
     return intervals
+
+
+def _flat_prediction(prediction: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``{"probability": ...}`` or ``{"label": ...}`` from either form of the prediction roles."""
+    if "prediction" not in prediction:
+        return prediction
+    value = prediction["prediction"]
+    if isinstance(value, Mapping) and ("probability" in value or "label" in value):
+        return value
+    if isinstance(value, (str, bool)):
+        return {"label": value}
+    return {"probability": value}
 
 
 def _settings(settings: TaskSettings | Mapping | None) -> ClassificationSettings:

@@ -106,3 +106,10 @@ def test_hand_computed_edge_cases():
 def test_bad_input(reference, prediction, message):
     with pytest.raises(CaseError, match=message):
         TASK.score_case(reference, prediction, ClassificationSettings())
+
+
+def test_platform_prediction_role_takes_socket_values():
+    s = ClassificationSettings(bootstrap=0)
+    for value, expected in ((0.8, 0.8), ({"probability": 0.3}, 0.3), ([0.4, 0.6], 0.6), (True, 1.0)):
+        row = TASK.score_case({"label": {"label": 1}}, {"prediction": value}, s).rows[0]
+        assert row["probability"] == expected
