@@ -105,6 +105,12 @@ def _podman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+def remove_container(name: str) -> None:
+    """Stop and remove a container by name, if it exists (one left by a stopped scheduler)."""
+    if podman_available():
+        _podman("rm", "--force", "--ignore", "--time", "0", name, timeout=60)
+
+
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1].removeprefix("Error: ") if lines else ""
@@ -233,7 +239,7 @@ class _Tail:
         while chunk := self._stream.read1(65536):  # type: ignore[attr-defined]
             self._data += chunk
             if len(self._data) > 2 * self._size:
-                del self._data[: -self._size]
+                del self._data[: len(self._data) - self._size]
 
     def text(self, wait: float = 5.0) -> str:
         self._thread.join(wait)
@@ -244,7 +250,10 @@ def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits,
                   gpu_ids: Sequence[str] = (), name: str | None = None,
                   log_tail_bytes: int = DEFAULT_LOG_TAIL_BYTES) -> RunResult:
     """Run ``image`` (best: a pinned ID from :func:`load_image`) on the case in ``input_dir``,
-    leaving its outputs in ``output_dir``; the container is removed afterwards in every case."""
+    leaving its outputs in ``output_dir`` (which must be empty); the container is removed
+    afterwards in every case. A container of the given ``name`` still present (from a worker
+    that was lost) is removed first, so name a container after its job to make retries clean.
+    Raises :class:`RunnerError` when podman itself fails."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if any(output_dir.iterdir()):
