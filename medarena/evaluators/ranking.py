@@ -476,11 +476,7 @@ def rank_values(data: CaseValues, recipe: RankingRecipe, method: str | None = No
         out[f"{crit.key}_score"] = crit_score[0, c]
         out[f"{crit.key}_rank"] = crit_rank[0, c].astype(int)
     out.attrs.update(method=method, criteria=[c.key for c in data.criteria])
-    return out.sort_values(["rank", "submission"], kind="stable", key=_sort_key).reset_index(drop=True)
-
-
-def _sort_key(column: pd.Series) -> pd.Series:
-    return column if column.name == "rank" else column.astype(str)
+    return out.sort_values("rank", kind="stable").reset_index(drop=True)
 
 
 def bootstrap_stability(
@@ -542,7 +538,7 @@ def _stability_summary(submissions: list[Any], full: np.ndarray, boot: np.ndarra
         out["rank_mean"] = boot.mean(axis=0)
         out["rank_lo"], out["rank_hi"] = np.quantile(boot, [0.025, 0.975], axis=0)
         out["frac_first"] = (boot == 1).mean(axis=0)
-    return out.sort_values(["rank", "submission"], kind="stable", key=_sort_key).reset_index(drop=True)
+    return out.sort_values("rank", kind="stable").reset_index(drop=True)
 
 
 def compare_methods(
@@ -567,9 +563,7 @@ def compare_values(data: CaseValues, recipe: RankingRecipe) -> pd.DataFrame:
         ranking = rank_values(data, recipe, method).set_index("submission")["rank"]
         out[method] = ranking.loc[data.submissions].to_numpy()
     out["spread"] = out[list(METHODS)].max(axis=1) - out[list(METHODS)].min(axis=1)
-    own = out[recipe.method]
-    order = np.lexsort((out["submission"].astype(str).to_numpy(), own.to_numpy()))
-    return out.iloc[order].reset_index(drop=True)
+    return out.sort_values(recipe.method, kind="stable").reset_index(drop=True)
 
 
 def significance_matrix(
