@@ -1,0 +1,457 @@
+"""Image-fusion metrics: sources A and B, fused image F (2D, or slice by slice for 3D).
+
+Definitions follow the VIFB benchmark (Zhang et al., "VIFB: a visible and infrared image fusion
+benchmark", CVPR Workshops 2020) where VIFB defines the metric (EN, SD, SF, AG, MI, Q^AB/F, SSIM,
+PSNR, RMSE); CC, SCD and VIF are not in VIFB and follow their original papers. Choices where the
+references disagree, made once here:
+
+- **Intensity scale**: every metric sees gray levels on [0, 255] (VIFB works on 8-bit images):
+  the data range L of PSNR and SSIM is 255, EN and MI histogram 256 levels of width 1 (values are
+  rounded to the nearest level for them only). Other inputs are mapped to that scale by the task
+  setting ``intensity_range`` (:class:`FusionSettings`).
+- **Log base**: bits (log2) for EN and MI.
+- **Window**: SSIM with an 11 × 11 Gaussian window, σ = 1.5, K = (0.01, 0.03), averaged over the
+  positions where the window fits ("valid"), as Wang et al.'s reference code and scikit-image.
+- **Two sources**: MI, SSIM, SCD and VIF add the A and B terms; CC and RMSE average them; PSNR
+  uses the mean of the two MSEs.
+- **Colour**: an RGB image is converted to gray first, 0.2989 R + 0.5870 G + 0.1140 B (MATLAB's
+  ``rgb2gray``, as VIFB's gray-level metrics).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import field_validator
+from scipy import ndimage
+
+from medarena.evaluators.image import Image
+from medarena.evaluators.tasks import CaseError, CaseResult, Task, TaskSettings
+
+METRICS = ("en", "sd", "sf", "ag", "mi", "qabf", "ssim", "psnr", "rmse", "cc", "scd", "vif")
+GRAY_LEVELS = 256
+DATA_RANGE = 255.0
+
+
+# --- single-image metrics -------------------------------------------------------------------------
+
+def entropy(image: np.ndarray) -> float:
+    """EN = −Σ_l p_l log2 p_l over the 256-level histogram of F (levels: values rounded, clipped
+    to 0..255). 0 for a constant image; at most 8 bits. Reference: VIFB (Zhang et al. 2020)."""
+    counts = np.bincount(_levels(image).ravel(), minlength=GRAY_LEVELS)
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def standard_deviation(image: np.ndarray) -> float:
+    """SD = sqrt(Σ (F − μ)² / (M N)), the population standard deviation. Reference: VIFB."""
+    return float(np.asarray(image, dtype=np.float64).std())
+
+
+def spatial_frequency(image: np.ndarray) -> float:
+    """SF = sqrt(RF² + CF²), RF² = mean over rows of (F[i, j] − F[i, j−1])², CF² = mean over
+    columns of (F[i, j] − F[i−1, j])²; each mean is over the differences that exist
+    (M (N−1) and (M−1) N). Reference: VIFB; Eskicioglu & Fisher, IEEE Trans. Commun. 1995."""
+    f = np.asarray(image, dtype=np.float64)
+    rf = np.mean(np.diff(f, axis=1) ** 2) if f.shape[1] > 1 else 0.0
+    cf = np.mean(np.diff(f, axis=0) ** 2) if f.shape[0] > 1 else 0.0
+    return float(math.sqrt(rf + cf))
+
+
+def average_gradient(image: np.ndarray) -> float:
+    """AG = (1 / (M N)) Σ sqrt((∇_x F² + ∇_y F²) / 2), gradients by central differences (one-sided
+    at the border, MATLAB's ``gradient`` / ``numpy.gradient``). Reference: VIFB."""
+    f = np.asarray(image, dtype=np.float64)
+    if min(f.shape) < 2:
+        return 0.0
+    gy, gx = np.gradient(f)
+    return float(np.mean(np.sqrt((gx * gx + gy * gy) / 2)))
+
+
+# --- two-image building blocks ---------------------------------------------------------------------
+
+def mutual_information(x: np.ndarray, y: np.ndarray) -> float:
+    """MI(X, Y) = Σ p(x, y) log2(p(x, y) / (p(x) p(y))) over the 256 × 256-level joint histogram,
+    in bits. Reference: Qu et al., Electronics Letters 2002; VIFB."""
+    joint = np.bincount((_levels(x).astype(np.int64) * GRAY_LEVELS + _levels(y)).ravel(),
+                        minlength=GRAY_LEVELS * GRAY_LEVELS).reshape(GRAY_LEVELS, GRAY_LEVELS)
+    p = joint / joint.sum()
+    px, py = p.sum(axis=1), p.sum(axis=0)
+    nz = p > 0
+    return float((p[nz] * np.log2(p[nz] / np.outer(px, py)[nz])).sum())
+
+
+def _gaussian_window(size: int, sigma: float) -> np.ndarray:
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    w = np.exp(-(x * x) / (2 * sigma * sigma))
+    return w / w.sum()
+
+
+def _filter_valid(image: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """Correlation with the separable window ``outer(window, window)`` where it fits entirely."""
+    n = window.size
+    out = ndimage.correlate1d(image, window, axis=0, mode="constant", origin=0)
+    out = ndimage.correlate1d(out, window, axis=1, mode="constant", origin=0)
+    lo, hi = n // 2, n - 1 - n // 2
+    return out[lo: out.shape[0] - hi, lo: out.shape[1] - hi]
+
+
+_SSIM_WINDOW = _gaussian_window(11, 1.5)
+
+
+def _local_mean_variance(x: np.ndarray, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = _filter_valid(x, window)
+    return mean, _filter_valid(x * x, window) - mean * mean
+
+
+def ssim_pair(x: np.ndarray, y: np.ndarray, data_range: float = DATA_RANGE) -> float:
+    """Mean SSIM (Wang et al., IEEE TIP 2004): 11 × 11 Gaussian window, σ = 1.5,
+    C1 = (0.01 L)², C2 = (0.03 L)², population (co)variances, mean over the valid positions:
+    SSIM = mean of (2 μ_x μ_y + C1)(2 σ_xy + C2) / ((μ_x² + μ_y² + C1)(σ_x² + σ_y² + C2)).
+    NaN when the image is smaller than the window. The same as
+    ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=L)``."""
+    y = np.asarray(y, dtype=np.float64)
+    if min(y.shape) < _SSIM_WINDOW.size:
+        return float("nan")
+    return _ssim_with(np.asarray(x, dtype=np.float64), y, _local_mean_variance(y, _SSIM_WINDOW), data_range)
+
+
+def _ssim_with(x: np.ndarray, y: np.ndarray, y_stats: tuple[np.ndarray, np.ndarray], data_range: float) -> float:
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    my, vy = y_stats
+    mx, vx = _local_mean_variance(x, _SSIM_WINDOW)
+    mxy = mx * my
+    cxy = _filter_valid(x * y, _SSIM_WINDOW) - mxy
+    num = (2 * mxy + c1) * (2 * cxy + c2)
+    den = (mx * mx + my * my + c1) * (vx + vy + c2)
+    return float((num / den).mean())
+
+
+def vif_pair(reference: np.ndarray, distorted: np.ndarray, sigma_nsq: float = 2.0) -> float:
+    """Pixel-domain visual information fidelity VIFp (Sheikh & Bovik, IEEE TIP 2006), four scales.
+
+    At scale k = 1..4 a Gaussian window of N = 2^(5−k) + 1 pixels, σ = N / 5, gives local
+    variances σ_R², σ_D², covariance σ_RD ("valid" positions; from scale 2 on both images are first
+    filtered with that window and subsampled by 2). With g = σ_RD / σ_R² and σ_V² = σ_D² − g σ_RD
+    (g = 0 and σ_V² = σ_D² where σ_R² < 1e-10; g = 0, σ_V² = 0 where σ_D² < 1e-10; g < 0 → g = 0,
+    σ_V² = σ_D²; σ_V² ≥ 1e-10):
+    VIF = Σ log(1 + g² σ_R² / (σ_V² + σ_n²)) / Σ log(1 + σ_R² / σ_n²), σ_n² = 2.
+    NaN when the denominator is 0 (a constant reference). The same as ``sewar.full_ref.vifp``.
+    """
+    return _vif_with(_vif_scales(reference), _vif_scales(distorted), sigma_nsq)
+
+
+def _vif_scales(image: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per scale: (image at that scale, window, local mean, local variance clipped at 0)."""
+    x = np.asarray(image, dtype=np.float64)
+    scales = []
+    for scale in range(1, 5):
+        n = 2 ** (4 - scale + 1) + 1
+        w = _gaussian_window(n, n / 5.0)
+        if scale > 1:
+            x = _filter_valid(x, w)[::2, ::2]
+        if min(x.shape) < n:
+            break
+        mean, variance = _local_mean_variance(x, w)
+        scales.append((x, w, mean, np.maximum(variance, 0)))
+    return scales
+
+
+def _vif_with(ref_scales: list, dist_scales: list, sigma_nsq: float) -> float:
+    eps = 1e-10
+    num = den = 0.0
+    for (ref, w, mu1, s1), (dist, _, mu2, s2) in zip(ref_scales, dist_scales, strict=False):
+        s1 = s1.copy()
+        s12 = _filter_valid(ref * dist, w) - mu1 * mu2
+        g = s12 / (s1 + eps)
+        sv = s2 - g * s12
+        flat_ref = s1 < eps
+        g[flat_ref] = 0
+        sv[flat_ref] = s2[flat_ref]
+        s1[flat_ref] = 0
+        flat_dist = s2 < eps
+        g[flat_dist] = 0
+        sv[flat_dist] = 0
+        negative = g < 0
+        sv[negative] = s2[negative]
+        g[negative] = 0
+        sv[sv <= eps] = eps
+        num += float(np.log10(1 + g * g * s1 / (sv + sigma_nsq)).sum())
+        den += float(np.log10(1 + s1 / sigma_nsq).sum())
+    return num / den if den > 0 else float("nan")
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation r = Σ(x − x̄)(y − ȳ) / sqrt(Σ(x − x̄)² Σ(y − ȳ)²); NaN for a constant image."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    xc, yc = x - x.mean(), y - y.mean()
+    den = math.sqrt(float(xc @ xc) * float(yc @ yc))
+    return float(xc @ yc) / den if den > 0 else float("nan")
+
+
+# --- fusion metrics on A, B, F ----------------------------------------------------------------------
+
+def fusion_mi(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
+    """MI = MI(A, F) + MI(B, F), bits. Reference: Qu et al. 2002; VIFB."""
+    return mutual_information(a, f) + mutual_information(b, f)
+
+
+def fusion_ssim(a: np.ndarray, b: np.ndarray, f: np.ndarray, data_range: float = DATA_RANGE) -> float:
+    """SSIM = SSIM(A, F) + SSIM(B, F) (METRICS.md), each by :func:`ssim_pair`."""
+    f = np.asarray(f, dtype=np.float64)
+    if min(f.shape) < _SSIM_WINDOW.size:
+        return float("nan")
+    f_stats = _local_mean_variance(f, _SSIM_WINDOW)
+    return (_ssim_with(np.asarray(a, dtype=np.float64), f, f_stats, data_range)
+            + _ssim_with(np.asarray(b, dtype=np.float64), f, f_stats, data_range))
+
+
+def _mse(x: np.ndarray, y: np.ndarray) -> float:
+    d = np.asarray(x, dtype=np.float64) - np.asarray(y, dtype=np.float64)
+    return float(np.mean(d * d))
+
+
+def fusion_psnr(a: np.ndarray, b: np.ndarray, f: np.ndarray, data_range: float = DATA_RANGE) -> float:
+    """PSNR = 10 log10(L² / MSE), MSE = (MSE(A, F) + MSE(B, F)) / 2; ``inf`` when MSE = 0.
+    Reference: VIFB."""
+    mse = (_mse(a, f) + _mse(b, f)) / 2
+    return float("inf") if mse == 0 else 10 * math.log10(data_range ** 2 / mse)
+
+
+def fusion_rmse(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
+    """RMSE = (sqrt(MSE(A, F)) + sqrt(MSE(B, F))) / 2. Reference: VIFB."""
+    return (math.sqrt(_mse(a, f)) + math.sqrt(_mse(b, f))) / 2
+
+
+def fusion_cc(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
+    """CC = (r(A, F) + r(B, F)) / 2, Pearson correlations. Reference: Ma et al., Information Fusion
+    2019 (not defined by VIFB). NaN when an image is constant."""
+    return (pearson(a, f) + pearson(b, f)) / 2
+
+
+def fusion_scd(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
+    """SCD = r(F − B, A) + r(F − A, B), the sum of the correlations of differences (Aslantas &
+    Bendes, AEU 2015). NaN when a term is undefined (a constant image or difference)."""
+    f = np.asarray(f, dtype=np.float64)
+    return pearson(f - b, a) + pearson(f - a, b)
+
+
+def fusion_vif(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
+    """VIF = VIFp(A, F) + VIFp(B, F), each source the reference (:func:`vif_pair`; Sheikh & Bovik
+    2006). Pixel-domain VIF, as commonly reported for fusion; Han et al.'s VIFF is a different metric."""
+    f_scales = _vif_scales(f)
+    return _vif_with(_vif_scales(a), f_scales, 2.0) + _vif_with(_vif_scales(b), f_scales, 2.0)
+
+
+_SOBEL_SMOOTH = np.array([1.0, 2.0, 1.0])
+_SOBEL_DIFF = np.array([-1.0, 0.0, 1.0])
+
+
+def _sobel(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sobel responses (s_x along columns, s_y along rows), correlation with zero padding."""
+    sx = ndimage.correlate1d(ndimage.correlate1d(image, _SOBEL_DIFF, axis=1, mode="constant"),
+                             _SOBEL_SMOOTH, axis=0, mode="constant")
+    sy = ndimage.correlate1d(ndimage.correlate1d(image, _SOBEL_DIFF, axis=0, mode="constant"),
+                             _SOBEL_SMOOTH, axis=1, mode="constant")
+    return sx, sy
+
+
+def _strength_orientation(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    sx, sy = _sobel(np.asarray(image, dtype=np.float64))
+    g = np.sqrt(sx * sx + sy * sy)
+    sx[sx == 0] = 1e-5  # α = atan(s_y / s_x) with s_x = 0 read as its limit, ±π/2 (0 when s_y = 0)
+    return g, np.arctan(sy / sx)
+
+
+def _edge_preservation(g_x: np.ndarray, a_x: np.ndarray, g_f: np.ndarray, a_f: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = np.where(g_x > g_f, g_f / g_x, g_x / g_f)
+    g[(g_x == 0) | (g_f == 0)] = 0
+    a = np.abs(np.abs(a_x - a_f) - np.pi / 2) * (2 / np.pi)
+    q_g = 0.9994 / (1 + np.exp(-15 * (g - 0.5)))
+    q_a = 0.9879 / (1 + np.exp(-22 * (a - 0.8)))
+    return q_g * q_a
+
+
+def qabf(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
+    """Xydeas–Petrović edge preservation Q^AB/F (Electronics Letters 2000).
+
+    Sobel responses (zero padding) give edge strength g = sqrt(s_x² + s_y²) and orientation
+    α = atan(s_y / s_x). For a source X: relative strength G^XF = g_F/g_X if g_X > g_F else g_X/g_F
+    (0 where either is 0), relative orientation A^XF = | |α_X − α_F| − π/2 | · 2/π (orientations
+    equal modulo π count as equal; the paper's 1 − |α_X − α_F|/(π/2) is this for |Δα| ≤ π/2),
+    Q^XF = Γ_g / (1 + e^{κ_g (G^XF − σ_g)}) · Γ_α / (1 + e^{κ_α (A^XF − σ_α)}) with Γ_g = 0.9994,
+    κ_g = −15, σ_g = 0.5, Γ_α = 0.9879, κ_α = −22, σ_α = 0.8.
+    Q^AB/F = Σ(Q^AF g_A + Q^BF g_B) / Σ(g_A + g_B) (weights w = g^L, L = 1); NaN without edges.
+    """
+    g_a, a_a = _strength_orientation(a)
+    g_b, a_b = _strength_orientation(b)
+    g_f, a_f = _strength_orientation(f)
+    den = float(g_a.sum() + g_b.sum())
+    if den == 0:
+        return float("nan")
+    num = float((_edge_preservation(g_a, a_a, g_f, a_f) * g_a).sum()
+                + (_edge_preservation(g_b, a_b, g_f, a_f) * g_b).sum())
+    return num / den
+
+
+def _levels(image: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(np.asarray(image, dtype=np.float64)), 0, GRAY_LEVELS - 1).astype(np.int64)
+
+
+METRIC_FUNCTIONS = {
+    "en": lambda a, b, f: entropy(f),
+    "sd": lambda a, b, f: standard_deviation(f),
+    "sf": lambda a, b, f: spatial_frequency(f),
+    "ag": lambda a, b, f: average_gradient(f),
+    "mi": fusion_mi,
+    "qabf": qabf,
+    "ssim": fusion_ssim,
+    "psnr": fusion_psnr,
+    "rmse": fusion_rmse,
+    "cc": fusion_cc,
+    "scd": fusion_scd,
+    "vif": fusion_vif,
+}
+
+
+def fusion_metrics(a: np.ndarray, b: np.ndarray, f: np.ndarray, metrics: Sequence[str] = METRICS) -> dict[str, float]:
+    """The chosen metrics of 2D gray images A, B, F on the 0..255 scale (one shape)."""
+    return {m: float(METRIC_FUNCTIONS[m](a, b, f)) for m in metrics}
+
+
+# --- the task ----------------------------------------------------------------------------------------
+
+def to_gray(array: np.ndarray, ndim: int) -> np.ndarray:
+    """An RGB(A) image (trailing channel axis) as gray: 0.2989 R + 0.5870 G + 0.1140 B (alpha
+    dropped); a gray image unchanged (as float64)."""
+    x = np.asarray(array, dtype=np.float64)
+    if x.ndim == ndim:
+        return x
+    if x.ndim == ndim + 1 and x.shape[-1] in (3, 4):
+        return x[..., 0] * 0.2989 + x[..., 1] * 0.5870 + x[..., 2] * 0.1140
+    if x.ndim == ndim + 1 and x.shape[-1] == 1:
+        return x[..., 0]
+    raise CaseError(f"an image with {x.shape[-1]} components per pixel; expected gray or RGB")
+
+
+class FusionSettings(TaskSettings):
+    """How a fusion case is scored.
+
+    - ``metrics``: any of ``en sd sf ag mi qabf ssim psnr rmse cc scd vif`` (default: all twelve).
+    - ``slice_axis``: for 3D images, the array axis (0 = z, 1 = y, 2 = x) across which the volume is
+      cut into 2D slices; each metric is the mean over slices (slices where it is undefined, NaN,
+      are left out).
+    - ``intensity_range``: how values become gray levels 0..255. ``"uint8"`` (default, as VIFB):
+      values are taken as they are and must lie in [0, 255]; ``[lo, hi]``: a linear map of
+      [lo, hi] onto [0, 255] for all three images, values outside clipped; ``"joint_minmax"``: the
+      same with lo, hi the minimum and maximum over A, B and F of the case.
+    """
+
+    metrics: list[str] = list(METRICS)
+    slice_axis: int = 0
+    intensity_range: Literal["uint8", "joint_minmax"] | tuple[float, float] = "uint8"
+
+    @field_validator("metrics")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = [m for m in value if m not in METRIC_FUNCTIONS]
+        if unknown:
+            raise ValueError(f"unknown fusion metrics {unknown}; known: {', '.join(METRICS)}")
+        return value
+
+    @field_validator("slice_axis")
+    @classmethod
+    def _axis(cls, value: int) -> int:
+        if value not in (0, 1, 2):
+            raise ValueError("slice_axis must be 0, 1 or 2")
+        return value
+
+    @field_validator("intensity_range")
+    @classmethod
+    def _range(cls, value: Any) -> Any:
+        if isinstance(value, tuple) and not value[1] > value[0]:
+            raise ValueError(f"intensity_range [lo, hi] needs hi > lo, got {list(value)}")
+        return value
+
+
+class FusionTask(Task):
+    """Scores a fused image against its two sources.
+
+    Reference roles ``source_a`` and ``source_b``, prediction role ``fused``: :class:`Image` s (or
+    arrays) of one size, 2D or 3D, gray or RGB. One whole-case row (label None) with the chosen
+    metrics; a 3D case also gives ``slices`` (the number of slices scored).
+    """
+
+    name = "fusion"
+    Settings = FusionSettings
+    reference_roles = ("source_a", "source_b")
+    prediction_roles = ("fused",)
+
+    def score_case(self, reference: Mapping[str, Any], prediction: Mapping[str, Any],
+                   settings: FusionSettings) -> CaseResult:
+        images = {}
+        for role, mapping in (("source_a", reference), ("source_b", reference), ("fused", prediction)):
+            value = mapping.get(role)
+            if value is None:
+                raise CaseError(f"no {role} image")
+            images[role] = _gray(value, role)
+        shapes = {role: x.shape for role, x in images.items()}
+        if len(set(shapes.values())) != 1:
+            raise CaseError("the images differ in size: " + ", ".join(f"{r} {s}" for r, s in shapes.items()))
+        for role, x in images.items():
+            bad = np.count_nonzero(~np.isfinite(x))
+            if bad:
+                raise CaseError(f"{role} has {bad} NaN or infinite values")
+        a, b, f = _to_gray_levels(images, settings.intensity_range)
+        row: dict[str, Any] = {"label": None}
+        if a.ndim == 2:
+            row.update(fusion_metrics(a, b, f, settings.metrics))
+            return CaseResult(rows=[row])
+        axis = settings.slice_axis
+        per_slice = [fusion_metrics(np.take(a, k, axis), np.take(b, k, axis), np.take(f, k, axis), settings.metrics)
+                     for k in range(a.shape[axis])]
+        for metric in settings.metrics:
+            values = np.asarray([s[metric] for s in per_slice], dtype=float)
+            finite = values[~np.isnan(values)]
+            row[metric] = float(finite.mean()) if finite.size else float("nan")
+        row["slices"] = len(per_slice)
+        return CaseResult(rows=[row])
+
+
+def _gray(value: Any, role: str) -> np.ndarray:
+    if isinstance(value, Image):
+        return to_gray(value.array, value.ndim)
+    array = np.asarray(value)
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        return to_gray(array, 2)
+    if array.ndim not in (2, 3):
+        raise CaseError(f"{role} must be a 2D or 3D image, got array shape {array.shape}")
+    return array.astype(np.float64)
+
+
+def _to_gray_levels(images: dict[str, np.ndarray], intensity_range: Any) -> tuple[np.ndarray, ...]:
+    arrays = tuple(images.values())
+    if intensity_range == "uint8":
+        for role, x in images.items():
+            lo, hi = float(x.min()), float(x.max())
+            if lo < 0 or hi > 255:
+                raise CaseError(f"{role} has values in [{lo:g}, {hi:g}], outside [0, 255]; set intensity_range "
+                                "to [lo, hi] or \"joint_minmax\"")
+        return arrays
+    if intensity_range == "joint_minmax":
+        lo, hi = min(float(x.min()) for x in arrays), max(float(x.max()) for x in arrays)
+        if hi == lo:
+            hi = lo + 1.0
+    else:
+        lo, hi = (float(v) for v in intensity_range)
+    scale = 255.0 / (hi - lo)
+    return tuple(np.clip((x - lo) * scale, 0, 255) for x in arrays)
+
+
+TASK = FusionTask()
