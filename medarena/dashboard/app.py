@@ -9,12 +9,12 @@ import streamlit as st
 
 from medarena.dashboard import ui
 
-st.set_page_config(page_title="medarena", page_icon="🩻", layout="wide")
+st.set_page_config(page_title="medarena", page_icon=":material/radiology:", layout="wide")
 
 pages = st.navigation([
-    st.Page(ui.CHALLENGES, title="Challenges", icon="🏁", url_path="challenges", default=True),
-    st.Page(ui.LEADERBOARD, title="Leaderboards", icon="🏆", url_path="leaderboard"),
-    st.Page(ui.SUBMISSION, title="Submission", icon="📦", url_path="submission"),
-    st.Page(ui.CASE, title="Case images", icon="🩻", url_path="case"),
+    st.Page(ui.CHALLENGES, title="Challenges", icon=ui.ICONS["challenges"], url_path="challenges", default=True),
+    st.Page(ui.LEADERBOARD, title="Leaderboards", icon=ui.ICONS["leaderboard"], url_path="leaderboard"),
+    st.Page(ui.SUBMISSION, title="Submission", icon=ui.ICONS["submission"], url_path="submission"),
+    st.Page(ui.CASE, title="Case images", icon=ui.ICONS["case"], url_path="case"),
 ])
 pages.run()

@@ -22,10 +22,11 @@ def per_case_distribution(values: pd.DataFrame) -> alt.Chart:
                                                                       strict=True)]
     base = alt.Chart(frame).encode(y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)))
     box = base.mark_boxplot(extent="min-max", opacity=0.35, size=36)
+    # the box has no x encoding and sits in the middle, where the jitter scale has its zero
     points = base.mark_circle(size=46, opacity=0.85).encode(
-        xOffset=alt.XOffset("jitter:Q"), color=alt.value("#1f77b4"),
+        x=alt.X("jitter:Q", axis=None, scale=alt.Scale(domain=[-1, 1])), color=alt.value("#1f77b4"),
         tooltip=["case", "column", alt.Tooltip("value:Q", format=".4g")],
-    ).transform_calculate(jitter="(random() - 0.5) * 24")
+    ).transform_calculate(jitter="(random() - 0.5) * 0.5")
     return (alt.layer(box, points, data=frame)
             .properties(width=140, height=220)
             .facet(column=alt.Column("column:N", title=None))
@@ -35,8 +36,7 @@ def per_case_distribution(values: pd.DataFrame) -> alt.Chart:
 def curve(name: str, points: pd.DataFrame) -> alt.Chart:
     """A line through the first two columns (x, y) of a curve, e.g. ROC (fpr, tpr) or FROC."""
     x, y = points.columns[:2]
-    chart = alt.Chart(points).mark_line(point=True, interpolate="step-after" if name.startswith("roc")
-                                        else "linear").encode(
+    chart = alt.Chart(points).mark_line(point=True).encode(
         x=alt.X(f"{x}:Q", title=CURVE_AXES.get(x, x)),
         y=alt.Y(f"{y}:Q", title=CURVE_AXES.get(y, y), scale=alt.Scale(domain=[0, 1])),
         tooltip=[alt.Tooltip(f"{c}:Q", format=".4g") for c in points.columns],

@@ -63,9 +63,7 @@ def duration(start: dt.datetime | None, end: dt.datetime | None) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-STATE_ICONS = {"queued": "⏳", "running": "▶️", "evaluating": "🧮", "succeeded": "✅",
-               "failed": "❌", "cancelled": "🚫"}
-
-
-def state_label(state: str) -> str:
-    return f"{STATE_ICONS.get(state, '')} {state}".strip()
+# Material icons come with Streamlit's own font, so they render where no emoji font is installed.
+ICONS = {"challenges": ":material/flag:", "leaderboard": ":material/leaderboard:",
+         "submission": ":material/inventory_2:", "case": ":material/radiology:",
+         "failed": ":material/error:"}

@@ -79,7 +79,7 @@ def test_submission_page_shows_failed_case_reason_and_logs(dashboard_env: Filled
     assert cases.loc["case001", "nodule/dice"] == pytest.approx(0.93)
     assert cases.loc["case003", "nodule/hd95"] == pytest.approx(2.0)
     shown = texts(at)
-    assert "❌ case002: timeout" in shown
+    assert "case002: timeout" in shown
     assert "Killed after 300 s" in shown
     assert [m.label for m in at.metric if m.label == "auroc"] and "0.91" in [m.value for m in at.metric]
 

@@ -14,7 +14,7 @@ if info is None:
     st.stop()
 
 rules = info.rules
-st.page_link(ui.SUBMISSION, label=f"Submission #{info.id} · {info.participant}", icon="📦",
+st.page_link(ui.SUBMISSION, label=f"Submission #{info.id} · {info.participant}", icon=ui.ICONS["submission"],
              query_params={"id": str(info.id)})
 if not rules.case_results_public:
     st.title("Case images")
@@ -88,7 +88,7 @@ for note in notes + more:
     legend.caption(note)
 
 row = data.case_results(config.database_url, info.id)
-legend.dataframe(row[row["case"] == case].T.rename(columns=lambda _: "value").astype(str))
+legend.table(row[row["case"] == case].set_index("case").T.map(ui.number).rename(columns=lambda _: "value"))
 for slug in images.image_sockets(outputs, ("boxes", "points", "probability", "json")):
     try:
         value = images.read_json(prediction_url, case, slug)

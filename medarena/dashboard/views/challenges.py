@@ -25,5 +25,5 @@ for challenge in challenges:
     links = st.columns(max(len(challenge.phases), 1))
     for column, phase in zip(links, challenge.phases, strict=False):
         with column:
-            st.page_link(ui.LEADERBOARD, label=f"Leaderboard: {phase.title}", icon="🏆",
+            st.page_link(ui.LEADERBOARD, label=f"Leaderboard: {phase.title}", icon=ui.ICONS["leaderboard"],
                          query_params={"challenge": challenge.slug, "phase": phase.slug})

@@ -68,8 +68,7 @@ unfinished = data.unfinished_submissions(url, phase.challenge, phase.slug)
 if unfinished.empty:
     st.caption("None.")
 else:
-    shown = unfinished.assign(state=unfinished["state"].map(ui.state_label))
-    st.dataframe(submission_links(shown), hide_index=True, column_config={"submission": LINK})
+    st.dataframe(submission_links(unfinished), hide_index=True, column_config={"submission": LINK})
 
 everything = data.phase_submissions(url, phase.challenge, phase.slug)
 if not everything.empty:
@@ -77,5 +76,5 @@ if not everything.empty:
     labels = {row.submission: f"#{row.submission} · {row.participant} · {row.state} · "
                               f"{ui.when(row.submitted)}" for row in everything.itertuples()}
     chosen = st.selectbox("Submission", list(labels), format_func=labels.get)
-    st.page_link(ui.SUBMISSION, label=f"Open submission #{chosen}", icon="📦",
+    st.page_link(ui.SUBMISSION, label=f"Open submission #{chosen}", icon=ui.ICONS["submission"],
                  query_params={"id": str(chosen)})

@@ -22,10 +22,10 @@ if info is None:
     st.stop()
 
 rules = info.rules
-st.page_link(ui.LEADERBOARD, label=f"{rules.challenge_title}: {rules.title}", icon="🏆",
+st.page_link(ui.LEADERBOARD, label=f"{rules.challenge_title}: {rules.title}", icon=ui.ICONS["leaderboard"],
              query_params={"challenge": info.challenge, "phase": info.phase})
 st.title(f"Submission #{info.id} · {info.participant}")
-st.markdown(f"**State:** {ui.state_label(info.state)}")
+st.markdown(f"**State:** {info.state}")
 left, right = st.columns(2)
 left.markdown(f"**Image:** `{info.image}`  \n**Digest:** `{info.image_digest}`"
               + (f"  \n**Comment:** {info.comment}" if info.comment else ""))
@@ -35,7 +35,7 @@ right.markdown(f"**Submitted:** {ui.when(info.created_at)}  \n**Started:** {ui.w
 if info.job_states:
     counts = st.columns(len(data.JOB_STATES))
     for column, state in zip(counts, data.JOB_STATES, strict=True):
-        column.metric(ui.state_label(state), info.job_states.get(state, 0))
+        column.metric(state, info.job_states.get(state, 0))
 
 cases = data.case_results(url, info.id)
 st.subheader("Cases")
@@ -44,15 +44,14 @@ if cases.empty:
 else:
     if not rules.case_results_public:
         st.caption("Per-case metric values of this phase are not public; the job states are.")
-    shown = cases.assign(state=cases["state"].map(ui.state_label))
-    st.dataframe(shown, hide_index=True, column_config={
+    st.dataframe(cases, hide_index=True, column_config={
         "runtime (s)": st.column_config.NumberColumn(format="%.1f")})
 
 failures = data.failed_cases(url, info.id)
 if failures:
     st.subheader(f"Failed cases ({len(failures)})")
     for failure in failures:
-        with st.expander(f"❌ {failure.case}: {failure.reason or 'failed'}"):
+        with st.expander(f"{failure.case}: {failure.reason or 'failed'}", icon=ui.ICONS["failed"]):
             st.markdown(f"**Reason:** `{failure.reason}`")
             if failure.detail:
                 st.code(failure.detail, language=None)
@@ -91,5 +90,5 @@ if not values.empty:
 if rules.case_results_public and not cases.empty:
     st.subheader("Case images")
     case = st.selectbox("Case", list(cases["case"]))
-    st.page_link(ui.CASE, label=f"Open case {case}", icon="🩻",
+    st.page_link(ui.CASE, label=f"Open case {case}", icon=ui.ICONS["case"],
                  query_params={"submission": str(info.id), "case": case})
