@@ -186,7 +186,7 @@ def assd_from_distances(sd: SurfaceDistances) -> float:
 
 
 def masd_from_distances(sd: SurfaceDistances) -> float:
-    """MASD = (mean D_AB + mean D_BA) / 2 (MetricsReloaded; MedPy calls it ``assd``)."""
+    """MASD = (mean D_AB + mean D_BA) / 2 (MetricsReloaded; the mean of MedPy's two ``asd``)."""
     sum_ab, n_ab = _weighted_sum_and_total(sd.ab, sd.weights_ab)
     sum_ba, n_ba = _weighted_sum_and_total(sd.ba, sd.weights_ba)
     if not n_ab or not n_ba:
@@ -243,8 +243,8 @@ def assd(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float]
 
 
 def masd(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float]) -> float:
-    """Mean average surface distance (mean D_AB + mean D_BA)/2 in mm (MetricsReloaded's MASD,
-    MedPy's ``assd``). Empty masks as :func:`hausdorff_distance`."""
+    """Mean average surface distance (mean D_AB + mean D_BA)/2 in mm (MetricsReloaded's MASD).
+    Empty masks as :func:`hausdorff_distance`."""
     empty = _default_empty(reference, prediction, spacing, 0.0)
     if empty is not None:
         return empty
