@@ -21,7 +21,7 @@ from medarena.evaluators.tasks import CaseError, get_task, jsonable
 from medarena.platform import casestore
 from medarena.platform.challenges import ChallengeDefinition
 from medarena.platform.contract import InvalidOutput, MissingOutput, read_outputs, write_inputs
-from medarena.platform.runner import Limits, run_container
+from medarena.platform.runner import Limits, RunnerError, run_container
 
 
 @dataclass
@@ -65,9 +65,12 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
         except Exception as exc:  # noqa: BLE001 - the platform's fault, not the participant's
             return _platform_error(job.case, "exporting the inputs", exc)
         limits = Limits(**definition.limits.model_dump())
-        name = f"medarena-{job.submission_id or 'try'}-{_safe(job.case)}-{uuid.uuid4().hex[:6]}"
-        result = run_container(job.image, workdir / "input", workdir / "output", limits,
-                               gpu_ids=gpu_ids, name=name)
+        name = container_name(job)
+        try:
+            result = run_container(job.image, workdir / "input", workdir / "output", limits,
+                                   gpu_ids=gpu_ids, name=name)
+        except RunnerError as exc:  # podman itself failed (a node without the GPU, ...)
+            return _platform_error(job.case, "starting the container", exc)
         outcome = CaseOutcome(case=job.case, state="failed", stdout_tail=result.stdout_tail,
                               stderr_tail=result.stderr_tail, runtime_seconds=result.runtime_seconds)
         if result.status != "ok":
@@ -75,7 +78,8 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
             outcome.detail = _describe_failure(result, limits)
             return outcome
         try:
-            predictions = read_outputs(workdir / "output", definition.interface.outputs)
+            grids = {s.slug: values[s.same_grid_as] for s in definition.interface.outputs if s.same_grid_as}
+            predictions = read_outputs(workdir / "output", definition.interface.outputs, expected_geometry=grids)
         except MissingOutput as exc:
             outcome.reason, outcome.detail = "missing_output", str(exc)
             return outcome
@@ -124,7 +128,19 @@ def evaluate_case(job: CaseJob, predictions: dict[str, Any] | None = None) -> Ca
     return outcome
 
 
+def container_name(job: CaseJob) -> str:
+    """Fixed per (submission, case), so a restarted scheduler finds and removes a leftover."""
+    if job.submission_id is None:
+        return f"medarena-try-{_safe(job.case)}-{uuid.uuid4().hex[:8]}"
+    return f"medarena-s{job.submission_id}-{_safe(job.case)}"
+
+
 def _describe_failure(result, limits: Limits) -> str:
+    if result.status == "exit_code":
+        last = (result.stderr_tail.strip().splitlines() or [""])[-1]
+        return f"the algorithm exited with code {result.exit_code}" + (f": {last}" if last else "")
+    if result.message:
+        return result.message
     if result.status == "timeout":
         return f"the algorithm ran longer than the wall-time limit of {limits.wall_time_seconds:g} s and was stopped"
     if result.status == "out_of_memory":

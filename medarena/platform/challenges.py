@@ -53,15 +53,27 @@ class PhaseDefinition(Strict):
         return (self.opens is None or now >= self.opens) and (self.closes is None or now < self.closes)
 
 
-class ReferenceSocket(Socket):
+class GridSocket(Socket):
     same_grid_as: str | None = Field(
-        default=None, description="input socket whose image grid this reference must match")
+        default=None, description="input socket whose image grid this image must match")
+
+
+GRID_BOUND_KINDS = ("segmentation", "heat-map", "displacement-field")
 
 
 class Interface(Strict):
     inputs: list[Socket] = Field(min_length=1)
-    outputs: list[Socket] = Field(min_length=1)
-    references: list[ReferenceSocket] = Field(default_factory=list)
+    outputs: list[GridSocket] = Field(min_length=1)
+    references: list[GridSocket] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _default_grids(self) -> Interface:
+        """Segmentations, heat maps and fields lie on the first input image's grid unless told."""
+        first = next((s.slug for s in self.inputs if s.is_image), None)
+        for socket in [*self.outputs, *self.references]:
+            if socket.same_grid_as is None and socket.kind in GRID_BOUND_KINDS and first:
+                object.__setattr__(socket, "same_grid_as", first)
+        return self
 
 
 class Evaluation(Strict):
@@ -110,22 +122,22 @@ class ChallengeDefinition(Strict):
         refs = {s.slug for s in self.interface.references}
         task = get_task(self.evaluation.task)
         ev = self.evaluation
-        ev.reference = {**{r: r for r in task.reference_roles if r in inputs | refs}, **ev.reference}
-        ev.prediction = {**{r: r for r in task.prediction_roles if r in outputs}, **ev.prediction}
-        if len(task.prediction_roles) == 1 and not ev.prediction and len(outputs) == 1:
-            ev.prediction = {task.prediction_roles[0]: next(iter(outputs))}
+        ev.reference = {**_infer_roles(task.reference_roles, inputs | refs, refs), **ev.reference}
+        ev.prediction = {**_infer_roles(task.prediction_roles, outputs, outputs), **ev.prediction}
         for role, slug in ev.reference.items():
             if slug not in inputs | refs:
                 raise ValueError(f"evaluation.reference.{role}: no input or reference socket {slug!r}")
         for role, slug in ev.prediction.items():
             if slug not in outputs:
                 raise ValueError(f"evaluation.prediction.{role}: no output socket {slug!r}")
-        for role in task.prediction_roles:
-            if role not in ev.prediction:
-                raise ValueError(f"evaluation.prediction: the {ev.task} task needs the role {role!r}")
-        for ref in self.interface.references:
-            if ref.same_grid_as and ref.same_grid_as not in inputs:
-                raise ValueError(f"interface.references: same_grid_as names no input {ref.same_grid_as!r}")
+        for side, roles, mapping in (("prediction", task.prediction_roles, ev.prediction),
+                                     ("reference", task.reference_roles, ev.reference)):
+            if len(roles) == 1 and roles[0] not in mapping:
+                raise ValueError(f"evaluation.{side}: the {ev.task} task needs its role {roles[0]!r} "
+                                 f"mapped to a socket (e.g. {side}: {{{roles[0]}: SOCKET}})")
+        for socket in [*self.interface.outputs, *self.interface.references]:
+            if socket.same_grid_as and socket.same_grid_as not in inputs:
+                raise ValueError(f"interface: {socket.slug}.same_grid_as names no input {socket.same_grid_as!r}")
         try:
             ev.task_settings()
         except ValidationError as exc:
@@ -145,6 +157,14 @@ class ChallengeDefinition(Strict):
                 return phase
         raise DefinitionError(f"challenge {self.slug!r} has no phase {slug!r}; phases: "
                               f"{', '.join(p.slug for p in self.phases)}")
+
+
+def _infer_roles(roles: tuple[str, ...], sockets: set[str], candidates: set[str]) -> dict[str, str]:
+    """Roles named like a socket map to it; a task's only role maps to the only candidate socket."""
+    mapping = {role: role for role in roles if role in sockets}
+    if len(roles) == 1 and not mapping and len(candidates) == 1:
+        mapping = {roles[0]: next(iter(candidates))}
+    return mapping
 
 
 def _first_error(exc: ValidationError) -> str:

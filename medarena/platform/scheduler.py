@@ -20,6 +20,7 @@ from medarena.platform.casejob import CaseJob, CaseOutcome
 from medarena.platform.casestore import store_path
 from medarena.platform.challenges import ChallengeDefinition
 from medarena.platform.database import Job, MetricValue, Phase, Submission, session_scope, utcnow
+from medarena.platform.runner import remove_container
 from medarena.platform.settings import Settings
 
 MAX_PLATFORM_ATTEMPTS = 3
@@ -94,6 +95,7 @@ def _case_job(settings: Settings, submission: Submission, job: Job, definition: 
 def collect_work(settings: Settings, submission_ids: Iterable[int] | None = None) -> list[_Pending]:
     """Mark the chosen unfinished submissions running and list their unfinished jobs."""
     pending: list[_Pending] = []
+    leftovers: list[str] = []
     with session_scope(settings.database_url) as session:
         query = select(Submission).where(Submission.state.in_(UNFINISHED)).order_by(Submission.id)
         if submission_ids is not None:
@@ -108,8 +110,12 @@ def collect_work(settings: Settings, submission_ids: Iterable[int] | None = None
                 if job.state not in UNFINISHED:
                     continue
                 stage = "evaluate" if job.state == "evaluating" else "run"
+                if job.state == "running":  # its driver stopped: its container may still run
+                    leftovers.append(casejob.container_name(_case_job(settings, submission, job, definition)))
                 pending.append(_Pending(job.id, submission.id, _case_job(settings, submission, job, definition),
                                         stage, resources))
+    for name in leftovers:
+        remove_container(name)
     return pending
 
 
