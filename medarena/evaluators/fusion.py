@@ -441,8 +441,8 @@ def _to_gray_levels(images: dict[str, np.ndarray], intensity_range: Any) -> tupl
         for role, x in images.items():
             lo, hi = float(x.min()), float(x.max())
             if lo < 0 or hi > 255:
-                raise CaseError(f"{role} has values in [{lo:g}, {hi:g}], outside [0, 255]; set intensity_range "
-                                "to [lo, hi] or \"joint_minmax\"")
+                raise CaseError(f"{role} has values from {lo:g} to {hi:g}, outside 0..255; set intensity_range "
+                                "to a range (lo, hi) or to joint_minmax")
         return arrays
     if intensity_range == "joint_minmax":
         lo, hi = min(float(x.min()) for x in arrays), max(float(x.max()) for x in arrays)

@@ -18,11 +18,10 @@ at hand when this was written; each point below is stated from their published b
   :func:`tre_voxel`.
 - Labels: the moving labels are warped with ``map_coordinates(order=0)`` (nearest neighbour,
   zero outside) at identity + u. Per label of the fixed labels: Dice, and HD95 **in voxels**
-  (unit spacing). A label absent from the fixed or the moving labels gives NaN for both, and the
-  case value is the NaN-ignoring mean over labels. The script takes HD95 from DeepMind's
-  surface-distance (surfels); here it is the segmentation evaluator's ``hd95`` with unit spacing,
-  which differs from surfels by sub-voxel amounts; an empty warped label gives ``inf`` as
-  surface-distance does.
+  (unit spacing) with DeepMind surface-distance's definition (surfels weighted by area, as the
+  script; the segmentation evaluator's ``deepmind`` convention), so an empty warped label gives
+  ``inf``. A label absent from the fixed or the moving labels gives NaN for both, and the case
+  value is the NaN-ignoring mean over labels.
 - SDlogJ: J from central differences ``[-0.5, 0, 0.5]`` in voxel units (``scipy.ndimage.correlate``
   with zero padding), **cropped by 2 voxels** on every side, then
   ``std(log(clip(J + 3, 1e-9, 1e9)))``. *Departure from the stated definition* (std of log J):
@@ -92,16 +91,16 @@ def label_scores_l2r(
     fixed_labels: np.ndarray, moving_labels: np.ndarray, warped_labels: np.ndarray, labels: Sequence[int]
 ) -> dict[int, tuple[float, float]]:
     """Per label: (Dice, HD95 in voxels) as Learn2Reg: NaN for both when the label is absent from
-    the fixed or the moving labels; HD95 is ``inf`` when the warped label is empty."""
+    the fixed or the moving labels; otherwise Dice and DeepMind's HD95 with unit spacing
+    (``inf`` when the warped label is empty)."""
     scores: dict[int, tuple[float, float]] = {}
-    unit = (1.0,) * fixed_labels.ndim
+    present = [v for v in labels if (fixed_labels == v).any() and (moving_labels == v).any()]
+    rows = segmentation.evaluate(fixed_labels, warped_labels, spacing=(1.0,) * fixed_labels.ndim,
+                                 metrics=["dice", "hd95"], labels={str(v): int(v) for v in present},
+                                 convention="deepmind") if present else {}
     for value in labels:
-        a, m, b = fixed_labels == value, moving_labels == value, warped_labels == value
-        if not a.any() or not m.any():
-            scores[value] = (float("nan"), float("nan"))
-            continue
-        hd = segmentation.hd95(a, b, unit) if b.any() else float("inf")
-        scores[value] = (segmentation.dice(a, b), float(hd))
+        row = rows.get(str(value))
+        scores[value] = (float(row["dice"]), float(row["hd95"])) if row else (float("nan"), float("nan"))
     return scores
 
 

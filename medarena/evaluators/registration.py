@@ -378,11 +378,9 @@ def _label_rows(reference: Mapping[str, Any], field: Image, values: Any,
             rows.append({"label": name, "dice": scores[value][0], "hd95": scores[value][1]})
         return rows
     warped = warp_labels(moving, values)
-    for name, value in labels.items():
-        a, b = np.asarray(fixed.array) == value, warped == value
-        rows.append({"label": name, "dice": segmentation.dice(a, b),
-                     "hd95": float(segmentation.hd95(a, b, fixed.spacing))})
-    return rows
+    scores = segmentation.evaluate(np.asarray(fixed.array), warped, spacing=fixed.spacing,
+                                   metrics=["dice", "hd95"], labels=labels)
+    return [{"label": name, **scores[name]} for name in labels]
 
 
 def _nanmean(values: list[Any]) -> float | None:
