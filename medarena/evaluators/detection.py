@@ -19,6 +19,7 @@ when its denominator is 0 (no detections, no references). Pooled over cases: ``a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -126,7 +127,8 @@ def _group_payload(ref: Boxes | Points, pred: Boxes | Points, label: str | None,
         scores = pred.scores[pi]
         matched = match_greedy(iou, scores, thresholds)
         order = score_order(scores)
-        return {"n_ref": len(ri), "scores": scores[order], "tp": (matched[:, order] >= 0).astype(np.int8)}
+        return {"n_ref": len(ri), "scores": scores[order].tolist(),
+                "tp": (matched[:, order] >= 0).astype(int).tolist()}
     ignore = ref.ignore[ri] if isinstance(ref, Points) else np.zeros(len(ri), bool)
     hits = np.zeros((len(pi), len(ri)), bool)
     if hits.size:
@@ -137,8 +139,8 @@ def _group_payload(ref: Boxes | Points, pred: Boxes | Points, label: str | None,
     scores = np.r_[lesion_scores[found], pred.scores[pi][false_pos]]
     is_tp = np.r_[np.ones(int(found.sum()), bool), np.zeros(int(false_pos.sum()), bool)]
     order = score_order(scores)
-    return {"n_ref": int((~ignore).sum()), "scores": scores[order],
-            "tp": is_tp[order][None, :].astype(np.int8)}
+    return {"n_ref": int((~ignore).sum()), "scores": scores[order].tolist(),
+            "tp": is_tp[order][None, :].astype(int).tolist()}
 
 
 class DetectionTask(Task):
@@ -186,9 +188,9 @@ class DetectionTask(Task):
             for label, group in groups.items():
                 row = counts_row(group["scores"], group["tp"][0], group["n_ref"], settings.score_threshold)
                 rows.append({"label": "unlabelled" if label is None else label, **row})
-        pooled = {"mode": mode, "thresholds": thresholds if mode == "iou" else [],
+        pooled = {"mode": mode, "thresholds": thresholds.tolist() if mode == "iou" else [],
                   "groups": {("" if k is None else k): g for k, g in groups.items()}}
-        return CaseResult(rows=rows, pooled=jsonable(pooled))
+        return CaseResult(rows=rows, pooled=pooled)  # plain lists of finite numbers: JSON as is
 
     def missing_prediction(self, reference: Mapping[str, Any], settings: TaskSettings) -> CaseResult:
         settings = _settings(settings)
@@ -261,10 +263,15 @@ def _box_dataset(payloads: list[dict[str, Any]], settings: DetectionSettings) ->
     is_tp = np.concatenate([g["tp"][0] for g in pooled.values()] or [np.zeros(0, bool)])
     fps, sens, thresholds = curves.froc_curve(scores, is_tp, out["n_references"], n_cases)
     out["cpm"] = curves.cpm(fps, sens)
-    out["froc"] = {"fp_per_case": fps, "sensitivity": sens, "thresholds": thresholds}
+    out["froc"] = {"fp_per_case": _plain(fps), "sensitivity": _plain(sens), "thresholds": _plain(thresholds)}
     out["cpm_points"] = {"fp_per_case": list(curves.CPM_FP_RATES),
                          "sensitivity": curves.sensitivity_at_fp_rates(fps, sens)}
     return out
+
+
+def _plain(values: np.ndarray) -> list[float | None]:
+    """A float array as a JSON list, non-finite values as None (faster than jsonable for curves)."""
+    return [v if math.isfinite(v) else None for v in np.asarray(values, dtype=float).tolist()]
 
 
 def _label_metrics(group: Mapping[str, Any], mode: str, settings: DetectionSettings) -> dict[str, float]:
@@ -318,8 +325,8 @@ def _picai_dataset(payloads: list[dict[str, Any]]) -> dict[str, Any]:
     fpr, tpr, roc_thresholds = roc_curve(targets, case_scores)
     return {"n_cases": len(payloads), "n_references": n_ref, "ap": ap, "auroc": area,
             "picai_score": (ap + area) / 2, "cpm": curves.cpm(fps, sens),
-            "froc": {"fp_per_case": fps, "sensitivity": sens, "thresholds": thresholds},
-            "roc": {"fpr": fpr, "tpr": tpr, "thresholds": roc_thresholds}}
+            "froc": {"fp_per_case": _plain(fps), "sensitivity": _plain(sens), "thresholds": _plain(thresholds)},
+            "roc": {"fpr": _plain(fpr), "tpr": _plain(tpr), "thresholds": _plain(roc_thresholds)}}
 
 
 TASK = DetectionTask()

@@ -130,7 +130,32 @@ def _coords(values: Any, where: str, name: str, sizes: tuple[int, ...]) -> list[
     return [_number(v, where, f"{name}[{i}]") for i, v in enumerate(values)]
 
 
+def _fast_boxes(items: Sequence) -> Boxes | None:
+    """Boxes of the common flat form in a few array operations; None when anything is unusual
+    (the item-by-item parser then names the problem)."""
+    try:
+        if not items or not all(isinstance(item, dict) for item in items):
+            return None
+        corners = np.array([item["corners"] for item in items])
+        scores = np.array([item.get("score", item.get("probability", 1.0)) for item in items])
+        labels = tuple(item.get("label") for item in items)
+    except (KeyError, ValueError, TypeError):
+        return None
+    if (corners.ndim != 2 or corners.shape[1] not in (4, 6) or corners.dtype.kind not in "fi"
+            or scores.dtype.kind not in "fi" or any(label is not None for label in labels)):
+        return None
+    corners = corners.astype(float)
+    ndim = corners.shape[1] // 2
+    if not (np.isfinite(corners).all() and np.isfinite(scores).all()
+            and (corners[:, ndim:] >= corners[:, :ndim]).all()):
+        return None
+    return Boxes(corners, scores.astype(float), labels, np.full(len(items), np.nan))
+
+
 def _parse_boxes(items: Sequence, what: str) -> Boxes:
+    fast = _fast_boxes(items)
+    if fast is not None:
+        return fast
     corners, scores, labels, planes = [], [], [], []
     for i, item in enumerate(items):
         where = f"{what}, box {i}"

@@ -46,24 +46,26 @@ def match_greedy(iou: np.ndarray, scores: np.ndarray, thresholds: np.ndarray) ->
     unmatched references false negatives.
     """
     iou = np.asarray(iou, dtype=float)
-    thresholds = np.asarray(thresholds, dtype=float)
+    thresholds = np.asarray(thresholds, dtype=float).tolist()
     n_det, n_ref = iou.shape
-    matched = np.full((len(thresholds), n_det), -1, dtype=np.int64)
-    if n_det == 0 or n_ref == 0:
-        return matched
-    free = np.ones((len(thresholds), n_ref), dtype=bool)
-    rows = np.arange(len(thresholds))
-    reversed_cols = n_ref - 1
-    for d in score_order(scores):
-        candidates = free & (iou[d][None, :] >= thresholds[:, None])
-        has = candidates.any(axis=1)
-        if not has.any():
-            continue
-        masked = np.where(candidates, iou[d][None, :], -1.0)
-        best = reversed_cols - np.argmax(masked[:, ::-1], axis=1)  # last index of the maximum
-        matched[has, d] = best[has]
-        free[rows[has], best[has]] = False
-    return matched
+    matched = [[-1] * n_det for _ in thresholds]
+    if n_det and n_ref:
+        lowest = min(thresholds)
+        taken: list[set[int]] = [set() for _ in thresholds]
+        rows = iou.tolist()
+        # small per-case matrices: plain loops beat array calls here
+        for d in score_order(scores).tolist():
+            row = rows[d]
+            candidates = sorted((g for g in range(n_ref) if row[g] >= lowest), key=lambda g: (-row[g], -g))
+            for k, threshold in enumerate(thresholds):
+                for g in candidates:  # by IoU descending, the last listed first among equals
+                    if row[g] < threshold:
+                        break
+                    if g not in taken[k]:
+                        taken[k].add(g)
+                        matched[k][d] = g
+                        break
+    return np.asarray(matched, dtype=np.int64).reshape(len(thresholds), n_det)
 
 
 def match_hits(hits: np.ndarray, scores: np.ndarray, ignore: np.ndarray | None = None
