@@ -35,4 +35,4 @@ lint: venv
 	$(VENV)/bin/ruff check .
 
 bench: setup
-	$(PY) -m bench
+	for script in bench/*.py; do $(PY) "$$script" || exit 1; done

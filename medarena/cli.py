@@ -318,10 +318,14 @@ def rank(challenge: Challenge, phase: PhaseOpt,
     from medarena.platform import organizer
 
     ranking, files = organizer.rank(_settings(), challenge, phase, method, bootstrap, output)
-    table = Table(*map(str, ranking.columns))
-    for row in ranking.itertuples(index=False):
+    shown = [c for c in ranking.columns if c in ("submission", "rank", "score", "n_missing", "rank_lo", "rank_hi")
+             or c.endswith("_aggregate")]
+    table = Table(*shown)
+    for row in ranking[shown].itertuples(index=False):
         table.add_row(*[_fmt(v) for v in row])
     console.print(table)
+    if ranking.attrs.get("note"):
+        console.print(ranking.attrs["note"])
     for path in files:
         console.print(f"wrote {path}")
 

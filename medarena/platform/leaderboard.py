@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -68,47 +69,51 @@ def default_recipe(definition: ChallengeDefinition, table: pd.DataFrame) -> dict
             "metrics": [{"metric": m, "label": lab or None} for lab, m in present.itertuples(index=False)]}
 
 
-def rank_phase(session: Session, phase: Phase, recipe: dict[str, Any] | None = None,
-               bootstrap: int | None = None) -> pd.DataFrame:
-    """Rank a phase's finished submissions with its recipe and replace its leaderboard rows."""
-    from medarena.evaluators.ranking import RankingRecipe, leaderboard
+def compute_ranking(session: Session, phase: Phase, recipe: dict[str, Any] | None = None):
+    """The ranking of a phase's finished submissions (the declared recipe unless one is given),
+    from stored metrics only: (ranking table, stability note, parsed recipe, long metric table)."""
+    from medarena.evaluators.ranking import RankingError, RankingRecipe, leaderboard
 
     definition = ChallengeDefinition.model_validate(phase.challenge.definition)
     table = metric_table(session, phase)
-    session.execute(delete(LeaderboardEntry).where(LeaderboardEntry.phase_id == phase.id))
-    submissions = [s for s in phase.submissions if s.state in ("succeeded", "failed")]
+    submissions = [s.id for s in phase.submissions if s.state in ("succeeded", "failed")]
     if not submissions or table.empty:
-        return pd.DataFrame()
-    spec = dict(recipe or definition.ranking or default_recipe(definition, table))
-    if bootstrap is not None:
-        spec["bootstrap"] = bootstrap
-    parsed = RankingRecipe.model_validate(spec)
-    cases = [c.name for c in phase.cases]
+        return pd.DataFrame(), None, None, table
+    try:
+        parsed = RankingRecipe.model_validate(recipe or definition.ranking or default_recipe(definition, table))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise RankingError(f"ranking recipe: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
     table["label"] = table["label"].replace("", None)
-    all_ids = [s.id for s in submissions]
-    ranking, _note = leaderboard(table, parsed, cases=cases, submissions=all_ids)
-    by_id = {s.id: s for s in submissions}
+    ranking, note = leaderboard(table, parsed, cases=[c.name for c in phase.cases], submissions=submissions)
+    return ranking, note, parsed, table
+
+
+def rank_phase(session: Session, phase: Phase) -> pd.DataFrame:
+    """Rank a phase with its declared recipe and replace its leaderboard rows."""
+    ranking, _note, parsed, _table = compute_ranking(session, phase)
+    session.execute(delete(LeaderboardEntry).where(LeaderboardEntry.phase_id == phase.id))
+    by_id = {s.id: s for s in phase.submissions}
     for row in ranking.to_dict("records"):
         submission = by_id[int(row["submission"])]
         session.add(LeaderboardEntry(
             phase_id=phase.id, submission_id=submission.id, rank=int(row["rank"]),
             score=_finite(row.get("score")), rank_low=_finite(row.get("rank_lo")),
-            rank_high=_finite(row.get("rank_hi")), columns=leaderboard_columns(submission, parsed)))
+            rank_high=_finite(row.get("rank_hi")), columns=leaderboard_columns(submission, parsed, row)))
     session.flush()
     return ranking
 
 
-def leaderboard_columns(submission: Submission, recipe) -> dict[str, Any]:
-    """The metric columns a leaderboard shows: each ranked metric's aggregate, pooled numbers."""
+def leaderboard_columns(submission: Submission, recipe, ranked: dict[str, Any]) -> dict[str, Any]:
+    """What a leaderboard row shows: each ranked metric's aggregate as the ranking used it (a
+    missing case counted with the worst value), the pooled numbers, and the cases that succeeded."""
+    stat = recipe.aggregate if recipe.aggregate != "quantile" else f"q{recipe.quantile:g}"
     columns: dict[str, Any] = {}
-    aggregates = submission.aggregates or {}
-    how = getattr(recipe, "aggregate", "mean")
-    stat = how if how in ("mean", "median") else "mean"
-    for item in recipe.metrics:
-        label = item.label or "all"
-        value = aggregates.get(label, {}).get(item.metric, {}).get(stat)
-        name = item.metric if label == "all" else f"{item.metric} ({label})"
-        columns[f"{name} {stat}"] = value
+    for key, value in ranked.items():
+        if key.endswith("_aggregate"):
+            metric, _, label = key.removesuffix("_aggregate").partition("[")
+            name = f"{metric} ({label.rstrip(']')})" if label else metric
+            columns[f"{name} {stat}"] = value
     for key, value in (submission.dataset_metrics or {}).items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             columns[key] = value

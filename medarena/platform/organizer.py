@@ -31,6 +31,8 @@ def create_challenge(settings: Settings, path: Path) -> tuple[str, bool]:
         else:
             _check_compatible(challenge, definition, path)
         challenge.title, challenge.description = definition.title, definition.description
+        rerank_needed = not created and challenge.definition.get("ranking") != definition.model_dump(
+            mode="json")["ranking"]
         challenge.definition = definition.model_dump(mode="json")
         challenge.source_path = str(Path(path).absolute())
         have = {p.slug: p for p in challenge.phases}
@@ -39,6 +41,10 @@ def create_challenge(settings: Settings, path: Path) -> tuple[str, bool]:
                 have[phase.slug].title = phase.title
             else:
                 challenge.phases.append(Phase(slug=phase.slug, title=phase.title))
+        if rerank_needed:  # a new recipe re-ranks from stored metrics; nothing runs again
+            session.flush()
+            for phase in challenge.phases:
+                leaderboard.rank_phase(session, phase)
     return definition.slug, created
 
 
@@ -160,26 +166,25 @@ def try_image(settings: Settings, image: str, challenge: str, phase: str, cases:
 
 def rank(settings: Settings, challenge: str, phase: str, method: str | None, bootstrap: int | None,
          output: Path | None) -> tuple[pd.DataFrame, list[Path]]:
-    """Re-rank a phase from stored metrics (optionally with another method) and export the report."""
+    """Rank a phase from stored metrics (the declared recipe, or another method for comparison,
+    which leaves the leaderboard as it is) and optionally export the ranking report."""
     with session_scope(settings.database_url) as session:
         phase_row, definition = find_phase(session, challenge, phase)
         table = leaderboard.metric_table(session, phase_row)
         if table.empty:
             raise NotFound(f"phase {challenge}/{phase} has no scored submissions yet")
         recipe = dict(definition.ranking or leaderboard.default_recipe(definition, table))
-        if method:
-            recipe["method"] = method
-        if bootstrap is not None:
-            recipe["bootstrap"] = bootstrap
-        ranking = leaderboard.rank_phase(session, phase_row, recipe)
+        recipe.update({k: v for k, v in (("method", method), ("bootstrap", bootstrap)) if v is not None})
+        ranking, note, parsed, table = leaderboard.compute_ranking(session, phase_row, recipe)
+        if method is None and bootstrap is None:
+            leaderboard.rank_phase(session, phase_row)
         files: list[Path] = []
         if output:
-            from medarena.evaluators.ranking import RankingRecipe
             from medarena.platform.ranking_report import write_report
 
-            table["label"] = table["label"].replace("", None)
-            files = write_report(table, RankingRecipe.model_validate(recipe), Path(output),
-                                 cases=[c.name for c in phase_row.cases])
+            submissions = [s.id for s in phase_row.submissions if s.state in ("succeeded", "failed")]
+            files = write_report(table, parsed, Path(output), cases=[c.name for c in phase_row.cases],
+                                 submissions=submissions)
+        if note:
+            ranking.attrs["note"] = note
         return ranking, files
-
-
