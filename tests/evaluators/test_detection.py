@@ -253,3 +253,20 @@ def test_settings_are_validated():
         DetectionSettings(convention="coco2")
     with pytest.raises(ValueError):
         DetectionSettings(unknown=1)
+
+
+def test_max_detections_truncates_like_pycocotools_maxdets():
+    rng = np.random.default_rng(11)
+    xy = rng.uniform(0, 100, (150, 2))
+    pred = np.c_[xy, xy + 10]
+    ref = pred[rng.choice(150, 30, replace=False)] + rng.normal(0, 1, (30, 4))
+    ref[:, 2:] = np.maximum(ref[:, 2:], ref[:, :2])
+    scores = rng.uniform(0, 1, 150)
+    cases = [({"corners": ref.tolist(), "labels": [1] * 30},
+              {"corners": pred.tolist(), "scores": scores.tolist(), "labels": [1] * 150})]
+    expected_map, expected_50, _ = coco_stats(cases)  # pycocotools keeps the 100 best per image
+    _, truncated = score(as_documents(cases, with_labels=False), max_detections=100)
+    _, everything = score(as_documents(cases, with_labels=False))
+    assert truncated["map"] == pytest.approx(expected_map, abs=1e-12)
+    assert truncated["ap@0.5"] == pytest.approx(expected_50, abs=1e-12)
+    assert everything["ap@0.5"] != pytest.approx(expected_50, abs=1e-6)
