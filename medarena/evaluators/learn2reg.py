@@ -43,7 +43,7 @@ import numpy as np
 from scipy import ndimage
 
 from medarena.evaluators import segmentation
-from medarena.evaluators.jacobian import sdlogj
+from medarena.evaluators.jacobian import jacobian_determinant, sdlogj
 
 #: voxels removed on every side of the Jacobian by the Learn2Reg script
 L2R_CROP = 2
@@ -112,18 +112,10 @@ def jacobian_determinant_l2r(field_vox: np.ndarray) -> np.ndarray:
     """
     u = np.asarray(field_vox, dtype=np.float64)
     ndim = u.ndim - 1
-    inner = tuple(slice(L2R_CROP, -L2R_CROP) for _ in range(ndim))
     if any(n <= 2 * L2R_CROP for n in u.shape[:-1]):
         raise ValueError(f"field of shape {u.shape[:-1]} is too small for the Learn2Reg crop of {L2R_CROP}")
-    m = [[None] * ndim for _ in range(ndim)]
-    for c in range(ndim):
-        for k in range(ndim):
-            m[c][k] = np.gradient(u[..., c], axis=ndim - 1 - k)[inner] + (1.0 if c == k else 0.0)
-    if ndim == 2:
-        return m[0][0] * m[1][1] - m[0][1] * m[1][0]
-    return (m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]))
+    # unit spacing and identity direction: det(I + ∂u/∂i), central differences inside the crop
+    return crop_l2r(jacobian_determinant(u, (1.0,) * ndim))
 
 
 def crop_l2r(mask: np.ndarray) -> np.ndarray:

@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import field_validator
-from scipy import ndimage
 
 from medarena.evaluators import learn2reg, segmentation
 from medarena.evaluators.image import Image
@@ -30,11 +29,28 @@ def sample_field(field: Image, points: np.ndarray) -> np.ndarray:
     border value (clamped neighbours, as ITK's linear interpolator). Use :func:`points_outside`
     to reject points farther out.
     """
-    index = field.physical_to_index(np.asarray(points, dtype=float))  # array order
-    coords = index.T
-    return np.stack([ndimage.map_coordinates(np.asarray(field.array[..., c], dtype=np.float64), coords,
-                                             order=1, mode="nearest")
-                     for c in range(field.ndim)], axis=1)
+    return linear_sample(field.array, field.physical_to_index(np.asarray(points, dtype=float)))
+
+
+def linear_sample(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Multilinear interpolation of ``values`` (spatial axes, then components) at continuous array
+    indices (N, d), neighbours clamped to the array (so the border value extends outwards).
+
+    Reads only the 2^d neighbours of each point, never the whole array.
+    """
+    index = np.asarray(index, dtype=np.float64)
+    ndim = index.shape[1]
+    shape = np.asarray(values.shape[:ndim])
+    base = np.floor(index)
+    frac = index - base
+    base = base.astype(np.int64)
+    out = np.zeros((index.shape[0],) + values.shape[ndim:], dtype=np.float64)
+    for corner in np.ndindex(*(2,) * ndim):
+        offset = np.asarray(corner)
+        at = np.clip(base + offset, 0, shape - 1)
+        weight = np.prod(np.where(offset == 1, frac, 1 - frac), axis=1)
+        out += weight.reshape((-1,) + (1,) * (values.ndim - ndim)) * values[tuple(at.T)]
+    return out
 
 
 def points_outside(image: Image, points: np.ndarray, tolerance: float = 1e-6) -> np.ndarray:
@@ -257,7 +273,7 @@ def _checked_field(reference: Mapping[str, Any], field: Any) -> Image:
                         f"got array shape {field.array.shape}")
     if not np.issubdtype(field.array.dtype, np.number):
         raise CaseError(f"the field has non-numeric values ({field.array.dtype})")
-    bad = np.count_nonzero(~np.isfinite(field.array))
+    bad = 0 if np.isfinite(field.array.sum(dtype=np.float64)) else np.count_nonzero(~np.isfinite(field.array))
     if bad:
         raise CaseError(f"the field has {bad} NaN or infinite values")
     if grid is not None:
