@@ -17,6 +17,7 @@ from pydantic import field_validator
 from medarena.evaluators import learn2reg, segmentation
 from medarena.evaluators.image import Image
 from medarena.evaluators.jacobian import folding, jacobian_determinant, sdlogj
+from medarena.evaluators.landmarks import Landmarks, pair_landmarks, parse_landmarks_csv, parse_landmarks_json
 from medarena.evaluators.tasks import CaseError, CaseResult, Task, TaskSettings
 
 _SLAB = 16  # fixed-grid slices warped at once
@@ -173,7 +174,10 @@ class RegistrationTask(Task):
     Reference roles (every one optional, but a case needs landmarks or labels or a grid):
 
     - ``fixed_landmarks``, ``moving_landmarks``: paired (N, d) arrays (row k with row k), in mm,
-      ITK order (or voxel indices with ``landmark_units="voxel"``); ``landmark_ids``: N names.
+      ITK order (or voxel indices with ``landmark_units="voxel"``), with ``landmark_ids`` (N names)
+      optional; or landmark documents as the platform's JSON sockets hold them (grand-challenge
+      "Multiple points", decoded) or CSV text, paired by name when both name every point, else by
+      row.
     - ``fixed_labels``, ``moving_labels``: label-map :class:`Image` s on their own grids.
     - ``mask``: an :class:`Image` on the fixed grid restricting SDlogJ and folding.
     - ``fixed_image``, ``moving_image``: the images (only their grids are used).
@@ -332,8 +336,7 @@ def _first(reference: Mapping[str, Any], roles: Sequence[str]) -> Any:
 
 def _landmark_errors(reference: Mapping[str, Any], field: Image, values: Any,
                      settings: RegistrationSettings) -> tuple[list[str], np.ndarray, np.ndarray]:
-    fixed = np.asarray(reference["fixed_landmarks"], dtype=float)
-    moving = np.asarray(reference["moving_landmarks"], dtype=float)
+    fixed, moving, given_ids = _paired_landmarks(reference)
     if fixed.ndim != 2 or moving.ndim != 2 or fixed.shape[1] != field.ndim or moving.shape[1] != field.ndim:
         raise CaseError(f"landmarks must be (N, {field.ndim}) arrays, got fixed {fixed.shape} and "
                         f"moving {moving.shape}")
@@ -341,7 +344,6 @@ def _landmark_errors(reference: Mapping[str, Any], field: Image, values: Any,
         raise CaseError(f"{fixed.shape[0]} fixed and {moving.shape[0]} moving landmarks")
     if not (np.isfinite(fixed).all() and np.isfinite(moving).all()):
         raise CaseError("landmarks with non-finite coordinates")
-    given_ids = reference.get("landmark_ids")
     ids = [str(i) for i in (range(1, fixed.shape[0] + 1) if given_ids is None else given_ids)]
     if len(ids) != fixed.shape[0]:
         raise CaseError(f"{len(ids)} landmark ids for {fixed.shape[0]} landmarks")
@@ -360,6 +362,36 @@ def _landmark_errors(reference: Mapping[str, Any], field: Image, values: Any,
         tre0 = learn2reg.tre_voxel(fixed_index, moving_index, np.zeros_like(values), moving_grid.spacing)
         return ids, tre, tre0
     return ids, target_registration_error(fixed, moving, values), np.linalg.norm(fixed - moving, axis=1)
+
+
+def _paired_landmarks(reference: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Fixed and moving points as paired arrays, from arrays or from landmark documents
+    (grand-challenge "Multiple points" JSON, decoded, or CSV text), paired by name or by row."""
+    fixed, moving = reference["fixed_landmarks"], reference["moving_landmarks"]
+    if not (_is_document(fixed) or _is_document(moving)):
+        return np.asarray(fixed, dtype=float), np.asarray(moving, dtype=float), reference.get("landmark_ids")
+    try:
+        fixed_lm, moving_lm = _as_landmarks(fixed, "fixed landmarks"), _as_landmarks(moving, "moving landmarks")
+        fixed_points, moving_points, ids = pair_landmarks(fixed_lm, moving_lm)
+    except ValueError as exc:
+        raise CaseError(str(exc)) from None
+    return fixed_points, moving_points, ids
+
+
+def _is_document(value: Any) -> bool:
+    if isinstance(value, (str, Mapping)):
+        return True
+    return isinstance(value, Sequence) and bool(value) and isinstance(value[0], Mapping)
+
+
+def _as_landmarks(value: Any, what: str) -> Landmarks:
+    if isinstance(value, Landmarks):
+        return value
+    if isinstance(value, str):
+        return parse_landmarks_csv(value, what)
+    if _is_document(value):
+        return parse_landmarks_json(value, what)
+    return Landmarks(np.asarray(value, dtype=float))
 
 
 def _mask(reference: Mapping[str, Any], field: Image) -> np.ndarray | None:

@@ -258,3 +258,19 @@ def test_metrics_needing_missing_inputs_are_errors():
     ref, pred = case()
     with pytest.raises(CaseError, match="labels"):
         reg.TASK.score_case(ref, pred, reg.RegistrationSettings(metrics=["dice"]))
+
+
+def test_landmarks_as_grand_challenge_documents_pair_by_name():
+    ref, pred = case()
+    fixed, moving = ref["fixed_landmarks"], ref["moving_landmarks"]
+    names = [f"L{k}" for k in range(len(fixed))]
+    ref_docs = dict(ref, fixed_landmarks={"type": "Multiple points", "points": [
+        {"name": n, "point": p.tolist()} for n, p in zip(names, fixed, strict=True)]},
+        moving_landmarks={"type": "Multiple points", "points": [
+            {"name": n, "point": p.tolist()} for n, p in reversed(list(zip(names, moving, strict=True)))]})
+    result = reg.TASK.score_case(ref_docs, pred, reg.RegistrationSettings())
+    assert result.rows[0]["tre_max"] == pytest.approx(1.0)
+    assert [p["id"] for p in result.pooled["landmarks"]] == names
+    short = dict(ref_docs, moving_landmarks={"points": [{"point": [0, 0, 0]}]})
+    with pytest.raises(CaseError, match="6 fixed and 1 moving landmarks"):
+        reg.TASK.score_case(short, pred, reg.RegistrationSettings())
