@@ -34,6 +34,7 @@ class CaseJob:
     predictions_url: str | None  # None: keep predictions in memory (``medarena try``)
     scratch: str
     submission_id: int | None = None
+    namespace: str = ""  # tells apart the platforms that share one podman (a hash of the database URL)
 
 
 @dataclass
@@ -132,7 +133,7 @@ def container_name(job: CaseJob) -> str:
     """Fixed per (submission, case), so a restarted scheduler finds and removes a leftover."""
     if job.submission_id is None:
         return f"medarena-try-{_safe(job.case)}-{uuid.uuid4().hex[:8]}"
-    return f"medarena-s{job.submission_id}-{_safe(job.case)}"
+    return f"medarena-{job.namespace}-s{job.submission_id}-{_safe(job.case)}"
 
 
 def _describe_failure(result, limits: Limits) -> str:

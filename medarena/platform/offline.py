@@ -68,7 +68,8 @@ def evaluate_files(task_name: str, reference: Path, prediction: Path, settings,
                 result = task.missing_prediction(ref, settings)
                 if result is None:
                     raise CaseError("no prediction for this case")
-                notes.append({"case": case, "note": "no prediction: scored as an empty prediction"})
+                if not result.notes:
+                    notes.append({"case": case, "note": "no prediction: scored as an empty prediction"})
             else:
                 result = task.score_case(ref, loader.read_prediction(pred_source), settings)
         except (CaseError, ValueError, OSError, KeyError, RuntimeError) as exc:

@@ -8,6 +8,7 @@ are kept, and jobs left ``running`` or ``evaluating`` by a stopped driver are pi
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -37,6 +38,11 @@ def references_url(settings: Settings, challenge: str, phase: str) -> str:
 
 def predictions_url(settings: Settings, challenge: str, phase: str, submission_id: int) -> str:
     return store_path(settings.store, "predictions", challenge, phase, f"{submission_id}.zarr")
+
+
+def namespace(settings: Settings) -> str:
+    """A short tag of this platform instance, so two of them can share one podman."""
+    return hashlib.sha256(settings.database_url.encode()).hexdigest()[:8]
 
 
 def start_ray(settings: Settings) -> None:
@@ -89,7 +95,8 @@ def _case_job(settings: Settings, submission: Submission, job: Job, definition: 
                    inputs_url=inputs_url(settings, challenge, phase),
                    references_url=references_url(settings, challenge, phase),
                    predictions_url=predictions_url(settings, challenge, phase, submission.id),
-                   scratch=str(settings.scratch), submission_id=submission.id)
+                   scratch=str(settings.scratch), submission_id=submission.id,
+                   namespace=namespace(settings))
 
 
 def collect_work(settings: Settings, submission_ids: Iterable[int] | None = None) -> list[_Pending]:
@@ -144,12 +151,23 @@ def run(settings: Settings, submission_ids: Iterable[int] | None = None,
             return run_remote.options(**item.resources).remote(item.case_job)
         return evaluate_remote.remote(item.case_job)
 
-    in_flight = {dispatch(item): item for item in pending}
+    # Only as many jobs as the cluster can run at once are handed to Ray, so that a job marked
+    # "running" in the database really runs; the rest wait as "queued".
+    waiting = list(pending)
+    in_flight: dict = {}
+
+    def fill() -> None:
+        while waiting and sum(p.stage == "run" for p in in_flight.values()) < _slots(waiting[0].resources):
+            item = waiting.pop(0)
+            in_flight[dispatch(item)] = item
+
+    fill()
     total = len(pending)
     done = 0
     if on_progress:
         on_progress(done, total, None)
     while in_flight:
+        fill()
         ready, _ = ray.wait(list(in_flight), num_returns=1)
         item = in_flight.pop(ready[0])
         try:
@@ -171,6 +189,17 @@ def run(settings: Settings, submission_ids: Iterable[int] | None = None,
         if not any(p.submission_id == item.submission_id for p in in_flight.values()):
             _finish_ready(settings, [item.submission_id])
     return submissions
+
+
+def _slots(resources: dict) -> int:
+    """How many jobs with these resources the cluster holds at once (at least one)."""
+    import ray
+
+    total = ray.cluster_resources()
+    fits = [total.get("CPU", 1) / resources["num_cpus"]]
+    if resources.get("num_gpus"):
+        fits.append(total.get("GPU", 0) / resources["num_gpus"])
+    return max(1, int(min(fits)))
 
 
 def _set_job(settings: Settings, job_id: int, state: str, started: bool = False) -> None:

@@ -73,7 +73,7 @@ def test_submissions_run_to_states_metrics_and_leaderboard(toy, ray_cluster):
             assert "wall-time limit of 4 s" in job.detail
             assert job.runtime_seconds < 15
     leftover = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True)
-    assert "medarena-s" not in leftover.stdout
+    assert f"medarena-{scheduler.namespace(toy)}-" not in leftover.stdout
 
     with session_scope(toy.database_url) as session:
         board = session.scalars(select(LeaderboardEntry).order_by(LeaderboardEntry.rank)).all()
