@@ -246,6 +246,9 @@ class _Tail:
         return bytes(self._data[-self._size:]).decode("utf-8", errors="replace") if self._size else ""
 
 
+_verified_images: set[str] = set()
+
+
 def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits, *,
                   gpu_ids: Sequence[str] = (), name: str | None = None,
                   log_tail_bytes: int = DEFAULT_LOG_TAIL_BYTES) -> RunResult:
@@ -268,10 +271,13 @@ def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits,
                message: str) -> RunResult:
         return RunResult(status, exit_code, round(runtime, 3), out, err, command, message)
 
-    try:
-        inspect_image(image)
-    except ImageError as exc:
-        return result("image_error", None, 0.0, "", "", str(exc))
+    if image not in _verified_images:  # a pinned image ID, once checked, stays what it was
+        try:
+            inspect_image(image)
+        except ImageError as exc:
+            return result("image_error", None, 0.0, "", "", str(exc))
+        if image.startswith("sha256:"):
+            _verified_images.add(image)
 
     start = time.monotonic()
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
