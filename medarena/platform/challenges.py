@@ -170,7 +170,8 @@ def _infer_roles(roles: tuple[str, ...], sockets: set[str], candidates: set[str]
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"])
-    return f"{where}: {err['msg']}" if where else err["msg"]
+    message = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
 
 
 def load_definition(path: Path) -> ChallengeDefinition:

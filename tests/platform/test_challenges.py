@@ -25,7 +25,7 @@ def test_valid_definition_round_trips(tmp_path):
 @pytest.mark.parametrize("overrides, message", [
     ({"slug": "Not A Slug"}, "slug: String should match pattern"),
     ({"phases": [{"slug": "a", "opens": "2021-01-01", "closes": "2020-01-01"}]}, "closes must be later than opens"),
-    ({"evaluation": {"task": "astrology"}}, "evaluation.task: Value error, unknown task 'astrology'"),
+    ({"evaluation": {"task": "astrology"}}, "evaluation.task: unknown task 'astrology'"),
     ({"evaluation": {"task": "segmentation", "prediction": {"mask": "nope"}}},
      "evaluation.prediction.mask: no output socket 'nope'"),
     ({"evaluation": {"task": "segmentation", "settings": {"labelz": {}}}}, "evaluation.settings: labelz"),
