@@ -5,7 +5,7 @@ inputs to the contract layout, the container, output checks, the predictions sto
 (dice, hd95), database writes and the leaderboard. Prints the median end-to-end time, the time
 per case, and the driver's peak RSS.
 
-    .venv/bin/python bench/platform.py [--cases 100] [--repeats 3]
+    .venv/bin/python bench/platform_overhead.py [--cases 100] [--repeats 3]
 """
 
 from __future__ import annotations

@@ -81,8 +81,12 @@ def job(name: str):
         import SimpleITK as sitk
 
         image = sitk.GetImageFromArray(make_field().astype(np.float64), isVector=True)
-        return lambda: float(sitk.GetArrayViewFromImage(
-            sitk.DisplacementFieldJacobianDeterminant(image)).std())
+
+        def jacobian_std() -> float:
+            jacobian = sitk.DisplacementFieldJacobianDeterminant(image)  # kept alive while viewed
+            return float(sitk.GetArrayViewFromImage(jacobian).std())
+
+        return jacobian_std
     if name == "sitk_points":
         import SimpleITK as sitk
 

@@ -13,9 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 import mha
+import numpy as np
 
 INPUT, OUTPUT = Path("/input"), Path("/output")
 

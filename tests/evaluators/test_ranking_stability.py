@@ -9,12 +9,17 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from medarena.evaluators import ranking
 from medarena.evaluators.ranking import (
     RankingRecipe,
     bootstrap_stability,
     kendall_tau_b,
     leaderboard,
+    pairwise_pvalues,
     rank,
+    resampled_pvalues,
+    wilcoxon_greater,
+    wilcoxon_greater_resampled,
 )
 
 
@@ -139,3 +144,64 @@ def test_leaderboard_has_ranks_aggregates_and_intervals():
     assert {"rank", "score", "dice_aggregate", "hd95_aggregate", "rank_lo", "rank_hi"} <= set(board.columns)
     assert (board["rank_lo"] <= board["rank_hi"]).all()
     assert board["rank"].is_monotonic_increasing
+
+
+def tied_differences(n_pairs: int, n_cases: int, seed: int) -> np.ndarray:
+    """Differences rounded to one decimal (ties of |d|, also of opposite sign), a third of them
+    zero, the last row all zero."""
+    rng = np.random.default_rng(seed)
+    d = np.round(rng.normal(0.1, 0.5, size=(n_pairs, n_cases)), 1)
+    d[rng.random(d.shape) < 0.3] = 0.0
+    d[-1] = 0.0
+    return d
+
+
+def resample_counts(n_resamples: int, n_cases: int, seed: int) -> np.ndarray:
+    idx = np.random.default_rng(seed).integers(0, n_cases, size=(n_resamples, n_cases))
+    return np.stack([np.bincount(row, minlength=n_cases) for row in idx]).astype(float)
+
+
+@pytest.mark.parametrize("n_cases", [1, 2, 7, 40])
+def test_resampled_wilcoxon_equals_scipy_on_each_resample(n_cases):
+    d = tied_differences(12, n_cases, seed=n_cases)
+    counts = resample_counts(5, n_cases, seed=n_cases + 1)
+    p_greater, p_less = wilcoxon_greater_resampled(d, counts)
+    for b in range(5):
+        resampled = np.repeat(d, counts[b].astype(int), axis=1)
+        direct = wilcoxon_greater(resampled)
+        assert np.array_equal(p_greater[b], direct[0], equal_nan=True)
+        assert np.array_equal(p_less[b], direct[1], equal_nan=True)
+        for row in range(len(d)):
+            if not resampled[row].any():
+                assert math.isnan(p_greater[b, row]) and math.isnan(p_less[b, row])
+                continue
+            for alternative, ours in (("greater", p_greater[b, row]), ("less", p_less[b, row])):
+                ref = stats.wilcoxon(resampled[row], zero_method="wilcox", correction=True,
+                                     alternative=alternative, method="asymptotic").pvalue
+                assert ours == pytest.approx(ref, rel=1e-9, abs=1e-15)
+
+
+@pytest.mark.parametrize("use_holm", [False, True])
+def test_resampled_pvalues_equal_those_of_each_resampled_table(use_holm, monkeypatch):
+    """Small chunks of pairs and resamples, so every chunk boundary is crossed."""
+    monkeypatch.setattr(ranking, "_RUNNING_ROW_ELEMENTS", 7)
+    monkeypatch.setattr(ranking, "_MAX_CHUNK_ELEMENTS", 50)
+    rng = np.random.default_rng(4)
+    oriented = np.round(rng.normal(0.7, 0.1, size=(6, 24)), 1)
+    oriented[3] = oriented[1]  # a pair with no nonzero difference
+    oriented[4, :8] = oriented[0, :8]
+    idx = rng.integers(0, 24, size=(9, 24))
+    p = resampled_pvalues(oriented, ranking._counts(idx, 24), use_holm)
+    for b in range(9):
+        assert np.array_equal(p[b], pairwise_pvalues(oriented[:, idx[b]], use_holm), equal_nan=True)
+
+
+def test_resampled_wilcoxon_with_many_cases_counts_in_float64():
+    # n^2 >= 2^24: the running sums leave float32
+    d = tied_differences(3, 4200, seed=9)
+    counts = resample_counts(2, 4200, seed=10)
+    p_greater, p_less = wilcoxon_greater_resampled(d, counts)
+    for b in range(2):
+        direct = wilcoxon_greater(np.repeat(d, counts[b].astype(int), axis=1))
+        assert np.array_equal(p_greater[b], direct[0], equal_nan=True)
+        assert np.array_equal(p_less[b], direct[1], equal_nan=True)
