@@ -523,7 +523,7 @@ class _TiedGroups:
         pairs = self.start_at[k]
         if pairs.size:
             self.lower[pairs] = run[pairs]
-            pass
+            self.positive[pairs] = 0.0
 
     def close(self, k: int, run: np.ndarray) -> None:
         if self.any_positive[k]:
