@@ -160,6 +160,16 @@ def reevaluate(submission: Annotated[list[int], typer.Argument()]):
 
 @app.command()
 @fails_cleanly
+def cancel(submission: int):
+    """Cancel a queued or running submission; it does not count against the participant's limit."""
+    from medarena.platform import scheduler
+
+    n = scheduler.cancel(_settings(), submission)
+    console.print(f"cancelled submission {submission} ({n} cases not run)")
+
+
+@app.command()
+@fails_cleanly
 def status(challenge: Annotated[str | None, typer.Option("--challenge", "-c")] = None):
     """Submissions with their state and per-state case counts."""
     from medarena.platform import organizer

@@ -23,6 +23,7 @@ from medarena.platform.challenges import ChallengeDefinition
 from medarena.platform.database import Job, MetricValue, Phase, Submission, session_scope, utcnow
 from medarena.platform.runner import remove_container
 from medarena.platform.settings import Settings
+from medarena.platform.submissions import SubmissionError
 
 MAX_PLATFORM_ATTEMPTS = 3
 UNFINISHED = ("queued", "running", "evaluating")
@@ -157,13 +158,17 @@ def run(settings: Settings, submission_ids: Iterable[int] | None = None,
     in_flight: dict = {}
 
     def fill() -> None:
+        nonlocal done
         while waiting and sum(p.stage == "run" for p in in_flight.values()) < _slots(waiting[0].resources):
             item = waiting.pop(0)
+            if _cancelled(settings, item.submission_id):
+                done += 1
+                continue
             in_flight[dispatch(item)] = item
 
-    fill()
     total = len(pending)
     done = 0
+    fill()
     if on_progress:
         on_progress(done, total, None)
     while in_flight:
@@ -176,7 +181,7 @@ def run(settings: Settings, submission_ids: Iterable[int] | None = None,
             outcome = CaseOutcome(case=item.case_job.case, state="failed", reason="platform_error",
                                   platform_error=True, detail=f"platform error: {type(exc).__name__}: {exc}")
         retry = _record(settings, item, outcome)
-        if outcome.state == "evaluating":
+        if outcome.state == "evaluating" and not _cancelled(settings, item.submission_id):
             nxt = _Pending(item.job_id, item.submission_id, item.case_job, "evaluate", item.resources)
             in_flight[dispatch(nxt)] = nxt
             continue
@@ -189,6 +194,28 @@ def run(settings: Settings, submission_ids: Iterable[int] | None = None,
         if not any(p.submission_id == item.submission_id for p in in_flight.values()):
             _finish_ready(settings, [item.submission_id])
     return submissions
+
+
+def _cancelled(settings: Settings, submission_id: int) -> bool:
+    with session_scope(settings.database_url) as session:
+        return session.get(Submission, submission_id).state == "cancelled"
+
+
+def cancel(settings: Settings, submission_id: int) -> int:
+    """Cancel a submission: its unfinished jobs end as ``cancelled`` (a running scheduler stops
+    dispatching them, and a case already running is not recorded). Returns the jobs cancelled."""
+    with session_scope(settings.database_url) as session:
+        submission = session.get(Submission, submission_id)
+        if submission is None:
+            raise SubmissionError(f"no submission {submission_id}")
+        if submission.state not in UNFINISHED:
+            raise SubmissionError(f"submission {submission_id} has already ended ({submission.state})")
+        expand(session, submission)
+        jobs = [j for j in submission.jobs if j.state in UNFINISHED]
+        for job in jobs:
+            job.state, job.finished_at = "cancelled", utcnow()
+        submission.state, submission.finished_at = "cancelled", utcnow()
+        return len(jobs)
 
 
 def _slots(resources: dict) -> int:
@@ -215,6 +242,8 @@ def _record(settings: Settings, item: _Pending, outcome: CaseOutcome) -> bool:
     """Write a job's outcome; return True when it should be retried (a platform fault)."""
     with session_scope(settings.database_url) as session:
         job = session.get(Job, item.job_id)
+        if job.state == "cancelled":
+            return False
         if outcome.platform_error and job.attempts < MAX_PLATFORM_ATTEMPTS:
             job.state, job.detail = "queued", outcome.detail
             return True

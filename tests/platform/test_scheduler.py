@@ -165,3 +165,17 @@ def test_try_runs_locally_and_writes_nothing(toy):
                             env={"MEDARENA_HOME": str(toy.home), "COLUMNS": "200"})
     assert failing.exit_code == 1
     assert "failed" in failing.output
+
+
+def test_cancelled_submission_runs_nothing_and_frees_its_slot(toy, ray_cluster):
+    sid, _ = organizer.submit(toy, "toy", "test", "ann", IMAGE.format("threshold"))
+    env = {"MEDARENA_HOME": str(toy.home)}
+    result = runner.invoke(app, ["cancel", str(sid)], env=env)
+    assert result.exit_code == 0 and "cancelled submission 1 (6 cases not run)" in result.output
+    assert scheduler.run(toy) == []
+    assert {j.state for j in _jobs(toy, sid).values()} == {"cancelled"}
+    assert all(j.started_at is None for j in _jobs(toy, sid).values())
+    again = runner.invoke(app, ["cancel", str(sid)], env=env)
+    assert again.exit_code == 1 and "has already ended (cancelled)" in again.output
+    for _ in range(3):  # the limit of 3 is not spent by the cancelled one
+        organizer.submit(toy, "toy", "test", "ann", IMAGE.format("threshold"))
