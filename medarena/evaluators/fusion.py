@@ -90,14 +90,16 @@ def _gaussian_window(size: int, sigma: float) -> np.ndarray:
     return w / w.sum()
 
 
-def _filter_valid(image: np.ndarray, window: np.ndarray) -> np.ndarray:
-    """Correlation with the separable window ``outer(window, window)`` where it fits entirely."""
+def _filter_valid(image: np.ndarray, window: np.ndarray, step: int = 1) -> np.ndarray:
+    """Correlation with the separable window ``outer(window, window)`` where it fits entirely,
+    every ``step``-th row and column of that result."""
     n = window.size
-    # both passes run along contiguous rows (a pass across rows is several times slower)
-    out = ndimage.correlate1d(image, window, axis=1, mode="constant")
-    out = ndimage.correlate1d(np.ascontiguousarray(out.T), window, axis=1, mode="constant").T
     lo, hi = n // 2, n - 1 - n // 2
-    return out[lo: out.shape[0] - hi, lo: out.shape[1] - hi]
+    # both passes run along contiguous rows (a pass across rows is several times slower); the
+    # columns the second pass does not need are dropped before it
+    out = ndimage.correlate1d(image, window, axis=1, mode="constant")[:, lo: image.shape[1] - hi: step]
+    out = ndimage.correlate1d(np.ascontiguousarray(out.T), window, axis=1, mode="constant")
+    return out[:, lo: image.shape[0] - hi: step].T
 
 
 _SSIM_WINDOW = _gaussian_window(11, 1.5)
@@ -154,7 +156,7 @@ def _vif_scales(image: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndar
         n = 2 ** (4 - scale + 1) + 1
         w = _gaussian_window(n, n / 5.0)
         if scale > 1:
-            x = _filter_valid(x, w)[::2, ::2]
+            x = _filter_valid(x, w, step=2)
         if min(x.shape) < n:
             break
         mean, variance = _local_mean_variance(x, w)
@@ -166,22 +168,23 @@ def _vif_with(ref_scales: list, dist_scales: list, sigma_nsq: float) -> float:
     eps = 1e-10
     num = den = 0.0
     for (ref, w, mu1, s1), (dist, _, mu2, s2) in zip(ref_scales, dist_scales, strict=False):
-        s1 = s1.copy()
-        s12 = _filter_valid(ref * dist, w) - mu1 * mu2
+        s12 = _filter_valid(ref * dist, w)
+        s12 -= mu1 * mu2
+        flat_ref, flat_dist = s1 < eps, s2 < eps
         g = s12 / (s1 + eps)
         sv = s2 - g * s12
-        flat_ref = s1 < eps
-        g[flat_ref] = 0
-        sv[flat_ref] = s2[flat_ref]
-        s1[flat_ref] = 0
-        flat_dist = s2 < eps
-        g[flat_dist] = 0
+        # the rules in the order of the reference code: a flat reference, then a flat distorted
+        # image, then a negative gain
+        sv = np.where(flat_ref, s2, sv)
+        g[flat_ref | flat_dist] = 0
         sv[flat_dist] = 0
         negative = g < 0
-        sv[negative] = s2[negative]
+        sv = np.where(negative, s2, sv)
         g[negative] = 0
-        sv[sv <= eps] = eps
-        num += float(np.log10(1 + g * g * s1 / (sv + sigma_nsq)).sum())
+        np.maximum(sv, eps, out=sv)
+        s1 = np.where(flat_ref, 0.0, s1)
+        sv += sigma_nsq
+        num += float(np.log10(1 + g * g * s1 / sv).sum())
         den += float(np.log10(1 + s1 / sigma_nsq).sum())
     return num / den if den > 0 else float("nan")
 
