@@ -30,9 +30,10 @@ at hand when this was written; each point below is stated from their published b
   values. This is reproduced by default (``offset=3``) and documented in :func:`sdlogj_l2r`.
   Folding is reported from the same cropped J without the offset.
 - Aggregation over cases: mean, standard deviation, and the robustness value at the worst 30 %
-  of cases: the 30th percentile of Dice (``dice30``) and the 70th percentile of TRE, HD95 and
-  SDlogJ (``tre30``, ``hd95_30``, ``sdlogj30``), numpy's linear interpolation. *Assumption*: the
-  leaderboard's "30" columns are these quantiles; see :func:`aggregate_l2r`.
+  of cases: the 30th percentile of Dice (``dice_30``, Learn2Reg's "DSC30") and the 70th
+  percentile of TRE, HD95 and SDlogJ (``tre_30``, ``hd95_30``, ``sdlogj_30``), numpy's linear
+  interpolation. *Assumption*: the leaderboard's "30" columns are these quantiles (rather than,
+  for example, the mean of the worst 30 % of cases); see :func:`aggregate_l2r`.
 """
 
 from __future__ import annotations
@@ -137,20 +138,19 @@ def aggregate_l2r(case_values: Mapping[str, Sequence[float]]) -> dict[str, float
     """Learn2Reg's summary over cases of each metric: mean, std and the worst-30 % quantile.
 
     ``case_values`` maps ``tre``, ``dice``, ``hd95``, ``sdlogj`` (any subset) to one value per case
-    (NaN values are left out). Dice, higher-is-better, gets its 30th percentile (``dice30``); the
-    others their 70th (``tre30``, ``hd95_30``, ``sdlogj30``). Assumption: these are the
-    leaderboard's "30" columns.
+    (NaN values are left out). Dice, higher-is-better, gets its 30th percentile (``dice_30``); the
+    others their 70th (``tre_30``, ``hd95_30``, ``sdlogj_30``): ``{metric}_mean``, ``{metric}_std``,
+    ``{metric}_30``. Assumption: these are the leaderboard's "30" columns.
     """
     out: dict[str, float] = {}
     for metric, values in case_values.items():
         arr = np.asarray([v for v in values if v is not None and not np.isnan(v)], dtype=float)
-        suffix = "_30" if metric[-1].isdigit() else "30"
         if arr.size == 0:
             out.update({f"{metric}_mean": float("nan"), f"{metric}_std": float("nan"),
-                        f"{metric}{suffix}": float("nan")})
+                        f"{metric}_30": float("nan")})
             continue
         q = 0.3 if metric == "dice" else 0.7
         out[f"{metric}_mean"] = float(arr.mean())
         out[f"{metric}_std"] = float(arr.std())
-        out[f"{metric}{suffix}"] = float(np.quantile(arr, q))
+        out[f"{metric}_30"] = float(np.quantile(arr, q))
     return out

@@ -359,7 +359,8 @@ def _landmark_errors(reference: Mapping[str, Any], field: Image, values: Any,
         fixed_index = field.physical_to_index(fixed)[:, ::-1]
         moving_index = moving_grid.physical_to_index(moving)[:, ::-1]
         tre = learn2reg.tre_voxel(fixed_index, moving_index, values, moving_grid.spacing)
-        tre0 = learn2reg.tre_voxel(fixed_index, moving_index, np.zeros_like(values), moving_grid.spacing)
+        spacing_itk = np.asarray(moving_grid.spacing, dtype=float)[::-1]
+        tre0 = np.linalg.norm((fixed_index - moving_index) * spacing_itk, axis=1)  # u = 0 in the same formula
         return ids, tre, tre0
     return ids, target_registration_error(fixed, moving, values), np.linalg.norm(fixed - moving, axis=1)
 

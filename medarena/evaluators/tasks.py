@@ -92,6 +92,7 @@ def get_task(name: str) -> Task:
 LOWER_IS_BETTER = {
     "hd", "assd", "masd", "volume_difference_ml", "rmse", "mse", "folding", "sdlogj",
     "fp", "fn", "lesion_fp", "lesion_fn", "runtime_seconds",
+    "sdlogj_mean", "sdlogj_30",  # the l2r data-set summary of registration
 }
 LOWER_IS_BETTER_PREFIXES = ("hd", "tre_")  # hd95, hd99, tre_mean, tre_p95, ...
 

@@ -134,15 +134,22 @@ def test_hd95_in_voxels_and_inf_for_an_empty_warped_label():
 def test_aggregation_quantiles_by_hand():
     values = [float(v) for v in range(1, 11)]
     out = learn2reg.aggregate_l2r({"dice": values, "hd95": values, "tre": values + [math.nan]})
-    assert out["dice30"] == pytest.approx(3.7)  # position 0.3 * 9 = 2.7 -> 3 + 0.7
+    assert out["dice_30"] == pytest.approx(3.7)  # position 0.3 * 9 = 2.7 -> 3 + 0.7
     assert out["hd95_30"] == pytest.approx(7.3)  # position 0.7 * 9 = 6.3 -> 7 + 0.3
-    assert out["tre30"] == pytest.approx(7.3) and out["tre_mean"] == 5.5
+    assert out["tre_30"] == pytest.approx(7.3) and out["tre_mean"] == 5.5
     assert out["dice_std"] == pytest.approx(np.sqrt(8.25))
 
 
 def test_score_dataset_pools_the_case_values():
     results = [reg.CaseResult(rows=[], pooled={"l2r_tre": v, "l2r_sdlogj": 0.1}) for v in (1.0, 2.0, 3.0)]
     out = reg.TASK.score_dataset(results, L2R)
-    assert out["tre_mean"] == 2.0 and out["tre30"] == pytest.approx(2.4)
+    assert out["tre_mean"] == 2.0 and out["tre_30"] == pytest.approx(2.4)
     assert out["sdlogj_std"] == pytest.approx(0.0, abs=1e-12)
     assert reg.TASK.score_dataset(results, reg.RegistrationSettings()) == {}
+
+
+def test_summary_directions():
+    from medarena.evaluators.tasks import higher_is_better
+
+    assert higher_is_better("dice_30") and higher_is_better("dice_mean")
+    assert not any(higher_is_better(m) for m in ("tre_30", "tre_mean", "hd95_30", "sdlogj_30", "sdlogj_mean"))
