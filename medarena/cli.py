@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -36,7 +37,7 @@ def fails_cleanly(fn):
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper
@@ -310,9 +311,9 @@ def _print_evaluation(result: dict) -> None:
     if pooled:
         console.print("  ".join(f"{k}={v:.4g}" for k, v in pooled.items()))
     for error in result["errors"]:
-        err.print(f"[red]case {error['case']}:[/red] {error['error']}", highlight=False)
+        err.print(f"[red]case {escape(error['case'])}:[/red] {escape(error['error'])}", highlight=False)
     for note in result["notes"]:
-        console.print(f"case {note['case']}: {note['note']}", highlight=False)
+        console.print(escape(f"case {note['case']}: {note['note']}"), highlight=False)
 
 
 # ---------------------------------------------------------------- ranking and dashboard

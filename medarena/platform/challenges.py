@@ -68,11 +68,12 @@ class Interface(Strict):
 
     @model_validator(mode="after")
     def _default_grids(self) -> Interface:
-        """Segmentations, heat maps and fields lie on the first input image's grid unless told."""
-        first = next((s.slug for s in self.inputs if s.is_image), None)
+        """With one input image, segmentations, heat maps and fields lie on its grid unless told;
+        with several (fixed and moving...), each must say which grid it lies on, or none is checked."""
+        images = [s.slug for s in self.inputs if s.is_image]
         for socket in [*self.outputs, *self.references]:
-            if socket.same_grid_as is None and socket.kind in GRID_BOUND_KINDS and first:
-                object.__setattr__(socket, "same_grid_as", first)
+            if socket.same_grid_as is None and socket.kind in GRID_BOUND_KINDS and len(images) == 1:
+                object.__setattr__(socket, "same_grid_as", images[0])
         return self
 
 

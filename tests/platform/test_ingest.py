@@ -143,6 +143,6 @@ def test_bad_sources_get_one_line_errors(toy, tmp_path, damage, message):
 
 
 def test_missing_data_folder(toy, tmp_path):
-    result = runner.invoke(app, ["data", "ingest", str(tmp_path / "nowhere"), "-c", "toy", "-p", "test"],
-                           env={"MEDARENA_HOME": str(toy.home)})
-    assert result.exit_code == 1 and "nowhere: not a folder" in result.output
+    result = runner.invoke(app, ["data", "ingest", str(tmp_path / "nowhere[v2]"), "-c", "toy", "-p", "test"],
+                           env={"MEDARENA_HOME": str(toy.home), "COLUMNS": "300"})
+    assert result.exit_code == 1 and "nowhere[v2]: not a folder" in result.output  # brackets are not markup
