@@ -16,6 +16,9 @@ import numpy as np
 
 # Blocks of this many voxels keep the joint histogram's temporary arrays small.
 _BLOCK = 1 << 22
+# Blocks of the small-label path: the packed codes stay in cache between the passes (even size).
+_PAIR_BLOCK = 1 << 20
+_SMALL_LABELS = 16
 
 
 @dataclass(frozen=True)
@@ -57,14 +60,19 @@ def confusion_counts(reference: np.ndarray, prediction: np.ndarray) -> Counts:
 def label_counts(reference: np.ndarray, prediction: np.ndarray, labels: Sequence[int]) -> dict[int, Counts]:
     """Counts for every label value of two integer label maps, from one joint histogram.
 
-    Each voxel's pair (reference label, prediction label) is mapped to a bin of a
-    (K+1) x (K+1) histogram, K = number of requested labels, with every other value in bin 0;
-    the counts of label l then come from the diagonal and the row and column sums.
+    With J[r, p] = #{voxels with reference label r and prediction label p}, label l has
+    TP = J[l, l], FP = Σ_r J[r, l] − TP, FN = Σ_p J[l, p] − TP, TN = N − TP − FP − FN.
+    uint8 maps with values below 16 use :func:`small_label_joint`; otherwise each voxel's pair
+    is mapped to a bin of a (K+1) x (K+1) histogram, K = number of requested labels, with every
+    other value in bin 0 (then the labels take rows and columns 1..K).
     """
     labels = [int(v) for v in labels]
     ref, pred = np.asarray(reference), np.asarray(prediction)
     if ref.shape != pred.shape:
         raise ValueError(f"shapes differ: reference {ref.shape}, prediction {pred.shape}")
+    joint = small_label_joint(ref, pred) if ref.dtype == pred.dtype == np.uint8 else None
+    if joint is not None:
+        return _counts_from_joint(joint, labels, ref.size)
     top = max([0, *labels, _max_value(ref), _max_value(pred)])
     if top >= 1 << 24 or len(labels) >= 255:
         return {v: confusion_counts(ref == v, pred == v) for v in labels}
@@ -87,6 +95,47 @@ def label_counts(reference: np.ndarray, prediction: np.ndarray, labels: Sequence
     for i, v in enumerate(labels, start=1):
         tp = int(matrix[i, i])
         fp, fn = int(cols[i]) - tp, int(rows[i]) - tp
+        counts[v] = Counts(tp, fp, fn, total - tp - fp - fn)
+    return counts
+
+
+def small_label_joint(reference: np.ndarray, prediction: np.ndarray) -> np.ndarray | None:
+    """The 16 x 16 joint histogram J[r, p] of two uint8 label maps, or None if a value is ≥ 16.
+
+    Each voxel's pair is packed into one byte, r · 16 + p, and two neighbouring bytes read as
+    one uint16 index a 65536-bin histogram H[second, first]; the byte histogram is then
+    Σ_second H + Σ_first H. This halves the elements that ``np.bincount`` converts to intp.
+    """
+    flat_ref, flat_pred = reference.reshape(-1), prediction.reshape(-1)
+    code = np.empty(min(_PAIR_BLOCK, flat_ref.size + 1), np.uint8)
+    pairs = np.zeros(1 << 16, np.int64)
+    padding = 0
+    for start in range(0, flat_ref.size, _PAIR_BLOCK):
+        r, p = flat_ref[start:start + _PAIR_BLOCK], flat_pred[start:start + _PAIR_BLOCK]
+        if r.max() >= _SMALL_LABELS or p.max() >= _SMALL_LABELS:
+            return None
+        packed = code[:len(r) + len(r) % 2]
+        np.left_shift(r, 4, out=packed[:len(r)])
+        np.bitwise_or(packed[:len(r)], p, out=packed[:len(r)])
+        packed[len(r):] = 0  # an odd block is padded with one (0, 0) pair, taken out below
+        padding += len(packed) - len(r)
+        pairs += np.bincount(packed.view(np.uint16), minlength=1 << 16)
+    square = pairs.reshape(256, 256)
+    joint = square.sum(0) + square.sum(1)
+    joint[0] -= padding
+    return joint.reshape(_SMALL_LABELS, _SMALL_LABELS)
+
+
+def _counts_from_joint(joint: np.ndarray, labels: Sequence[int], total: int) -> dict[int, Counts]:
+    """Per-label counts from a square joint histogram indexed by label value (see label_counts)."""
+    rows, cols = joint.sum(1), joint.sum(0)
+    counts = {}
+    for v in labels:
+        if v >= len(joint):
+            counts[v] = Counts(0, 0, 0, total)
+            continue
+        tp = int(joint[v, v])
+        fp, fn = int(cols[v]) - tp, int(rows[v]) - tp
         counts[v] = Counts(tp, fp, fn, total - tp - fp - fn)
     return counts
 

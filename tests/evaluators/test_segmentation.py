@@ -333,3 +333,30 @@ def test_nsd_tolerance_per_label():
     rows = evaluate(a, b, spacing=(1.5, 1), metrics=["nsd"], nsd_tolerance={"1": 1.0, "2": 2.0})
     assert rows["1"]["nsd"] < 1.0
     assert rows["2"]["nsd"] == 1.0
+
+
+@pytest.mark.parametrize("shape", [(1,), (7,), (33, 17, 9), ((1 << 20) + 3,)])
+@pytest.mark.parametrize("top", [1, 4, 15, 16, 300])
+def test_label_counts_equal_bincount_counts(shape, top):
+    # The uint8 small-label path packs (reference, prediction) into one byte; odd sizes and blocks
+    # pad one pair. Labels absent from one side or from both, and values >= 16, must still count.
+    rng = np.random.default_rng(top)
+    dtype = np.uint8 if top < 256 else np.uint16
+    ref = rng.integers(0, top + 1, shape).astype(dtype)
+    pred = rng.integers(0, top + 1, shape).astype(dtype)
+    pred[pred == 2] = 0  # label 2 absent from the prediction
+    ref.flat[-1] = top
+    labels = [1, 2, 3, 15, 16, 40]
+    size = max(labels + [top]) + 1
+    joint = np.bincount(ref.astype(np.int64).ravel() * size + pred.ravel(), minlength=size * size)
+    joint = joint.reshape(size, size)
+    got = overlap.label_counts(ref, pred, labels)
+    for v in labels:
+        tp = int(joint[v, v])
+        fp, fn = int(joint[:, v].sum()) - tp, int(joint[v].sum()) - tp
+        assert got[v] == overlap.Counts(tp, fp, fn, ref.size - tp - fp - fn), v
+    small = overlap.small_label_joint(ref, pred) if dtype == np.uint8 else None
+    if top < 16:
+        np.testing.assert_array_equal(small, joint[:16, :16])
+    else:
+        assert small is None
