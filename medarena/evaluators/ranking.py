@@ -403,8 +403,8 @@ def wilcoxon_greater_resampled(differences: np.ndarray, counts: np.ndarray) -> t
     d_k > 0. The running sum of c_k s_k over the positive single cases is one pass over the
     sorted cases, vectorized over pairs and resamples; the terms in c_k alone are matrix
     products; tied groups are closed as the pass reaches their last case. Every term is an
-    integer held exactly (float32 while n^2 < 2^24, else float64), so W+, n and the tie term
-    equal those of :func:`wilcoxon_greater` and so do the p-values.
+    integer, exact in float64 (the largest, t^3, stays below 2^53 up to 200 000 cases), so W+, n
+    and the tie term equal those of :func:`wilcoxon_greater` and so do the p-values.
     """
     d = np.asarray(differences, dtype=float)
     c = np.asarray(counts, dtype=float)
@@ -473,11 +473,10 @@ def _running_sums(plan: _SortedDifferences, counts: np.ndarray) -> np.ndarray:
     _MAX_CHUNK_ELEMENTS) and of pairs (running rows of about _RUNNING_ROW_ELEMENTS, in cache)."""
     b, k = counts.shape
     pairs = plan.rows.shape[0]
-    exact32 = float(counts.sum(axis=1).max(initial=0.0)) ** 2 < 2.0**24
     out = np.zeros((4, pairs, b))
     step_b = max(1, _MAX_CHUNK_ELEMENTS // (k + 1))
     for b0 in range(0, b, step_b):
-        table = np.zeros((k + 1, min(step_b, b - b0)), dtype=np.float32 if exact32 else np.float64)
+        table = np.zeros((k + 1, min(step_b, b - b0)))
         table[:k] = counts[b0 : b0 + step_b].T
         step_p = max(1, _RUNNING_ROW_ELEMENTS // table.shape[1])
         for p0 in range(0, pairs, step_p):
@@ -489,7 +488,7 @@ def _running_sums(plan: _SortedDifferences, counts: np.ndarray) -> np.ndarray:
 def _running_chunk(plan: _SortedDifferences, part: slice, table: np.ndarray, out: np.ndarray) -> None:
     """One pass over the sorted cases of the pairs ``part``; s_k accumulates in ``run``."""
     rows, positive_rows = plan.rows[part], plan.positive_rows[part]
-    run, running = np.zeros(out.shape[1:], table.dtype), np.zeros(out.shape[1:], table.dtype)
+    run, running = np.zeros(out.shape[1:]), np.zeros(out.shape[1:])
     row, product = np.empty_like(run), np.empty_like(run)
     groups = _TiedGroups(plan, part, table, out[1:3]) if plan.starts[part].any() else None
     for k in range(rows.shape[1]):
@@ -517,7 +516,7 @@ class _TiedGroups:
         self.end_at = _pairs_by_position(plan.ends[part])
         self.w, self.t = out  # accumulate the groups' sum q_g (s_(m-1) + s_e + 1) and t_g^3 - t_g
         self.lower, self.positive = np.zeros(self.w.shape), np.zeros(self.w.shape)
-        self.buffer = np.empty(self.w.shape, table.dtype)
+        self.buffer = np.empty(self.w.shape)
 
     def open(self, k: int, run: np.ndarray) -> None:
         pairs = self.start_at[k]
@@ -531,7 +530,7 @@ class _TiedGroups:
             self.positive += self.buffer
         pairs = self.end_at[k]
         if pairs.size:
-            lower, upper = self.lower[pairs], run[pairs].astype(float)
+            lower, upper = self.lower[pairs], run[pairs]
             size = upper - lower
             self.w[pairs] += self.positive[pairs] * (lower + upper + 1.0)
             self.t[pairs] += size**3 - size
