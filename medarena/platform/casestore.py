@@ -49,8 +49,28 @@ def store_path(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *parts])
 
 
+def is_local(url: str) -> bool:
+    """A plain folder path (not an fsspec URL such as ``s3://`` or ``file://``)."""
+    return "://" not in url
+
+
 def open_store(url: str, mode: str = "a") -> zarr.Group:
-    return zarr.open_group(url, mode=mode, zarr_format=3)
+    options = {"auto_mkdir": True} if url.startswith("file://") else None
+    return zarr.open_group(url, mode=mode, zarr_format=3, storage_options=options)
+
+
+def has_case(url: str, case: str) -> bool:
+    try:
+        return case in open_store(url, mode="r")
+    except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
+        return False
+
+
+def delete_cases(url: str, cases: list[str]) -> None:
+    group = open_store(url)
+    for case in cases:
+        if case in group:
+            del group[case]
 
 
 def write_value(group: zarr.Group, socket: str, value: Any) -> str:

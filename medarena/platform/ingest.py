@@ -111,22 +111,33 @@ def ingest(source: Path, definition: ChallengeDefinition, inputs_url: str, refer
     """
     inputs, refs = definition.interface.inputs, definition.interface.references
     found = scan(Path(source), [*inputs, *refs])
-    staging = {url: f"{url.rstrip('/')}.staging-{uuid.uuid4().hex[:8]}" for url in (inputs_url, references_url)}
+    urls = (inputs_url, references_url)
+    # Local stores: write to a staging store, then move the cases in. URL stores (object storage)
+    # cannot rename: write in place and delete what this run added if any case fails.
+    local = all(casestore.is_local(url) for url in urls)
+    target = {url: f"{url.rstrip('/')}.staging-{uuid.uuid4().hex[:8]}" if local else url for url in urls}
+    new_cases = {url: [c for c in found if not casestore.has_case(url, c)] for url in urls} if not local else {}
     summary: dict[str, dict[str, Any]] = {}
     try:
         for case, paths in found.items():
-            values = {slug: read_source(path, s) for s in [*inputs, *refs] for slug, path in paths.items()
-                      if slug == s.slug}
+            values = {s.slug: read_source(paths[s.slug], s) for s in [*inputs, *refs]}
             check_geometry(case, values, definition)
-            sums = casestore.write_case(staging[inputs_url], case, {s.slug: values[s.slug] for s in inputs})
-            sums |= casestore.write_case(staging[references_url], case, {s.slug: values[s.slug] for s in refs})
+            sums = casestore.write_case(target[inputs_url], case, {s.slug: values[s.slug] for s in inputs})
+            sums |= casestore.write_case(target[references_url], case, {s.slug: values[s.slug] for s in refs})
             summary[case] = {"checksum": casestore.combined_checksum(sums),
                              "info": {slug: casestore.describe(v) for slug, v in values.items()}}
             if progress:
                 progress(case)
-        for url in (inputs_url, references_url):
-            casestore.move_cases(staging[url], url, list(found))
+        if local:
+            for url in urls:
+                casestore.move_cases(target[url], url, list(found))
+    except BaseException:
+        if not local:
+            for url in urls:
+                casestore.delete_cases(url, new_cases[url])
+        raise
     finally:
-        for url in staging.values():
-            shutil.rmtree(url, ignore_errors=True)
+        if local:
+            for url in target.values():
+                shutil.rmtree(url, ignore_errors=True)
     return summary

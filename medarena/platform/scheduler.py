@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from medarena.platform import casejob, leaderboard
+from medarena.platform import casejob, casestore, leaderboard
 from medarena.platform.casejob import CaseJob, CaseOutcome
 from medarena.platform.casestore import store_path
 from medarena.platform.challenges import ChallengeDefinition
@@ -310,7 +310,5 @@ def reevaluate(settings: Settings, submission_ids: Iterable[int], **kwargs) -> l
 
 
 def _has_prediction(settings: Settings, submission: Submission, job: Job) -> bool:
-    from pathlib import Path
-
     url = predictions_url(settings, submission.phase.challenge.slug, submission.phase.slug, submission.id)
-    return (Path(url) / job.case.name).exists()
+    return casestore.has_case(url, job.case.name)
