@@ -280,8 +280,9 @@ def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits,
             _verified_images.add(image)
 
     start = time.monotonic()
+    # conmon leaves an "oom" marker in its working directory: keep it in the job's folder
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, env=podman_env())
+                               stderr=subprocess.PIPE, env=podman_env(), cwd=output_dir.parent)
     stdout, stderr = _Tail(process.stdout, log_tail_bytes), _Tail(process.stderr, log_tail_bytes)
     timed_out = False
     try:

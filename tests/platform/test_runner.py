@@ -159,6 +159,7 @@ def test_memory_over_the_limit_is_out_of_memory(example_images, tmp_path):
                            limits, name="medarena-test-oom")
     assert result.status == "out_of_memory", result
     assert "128 MB" in result.message and not container_exists("medarena-test-oom")
+    assert not (Path.cwd() / "oom").exists(), "podman's OOM marker landed in the caller's directory"
 
 
 @pytest.mark.podman
