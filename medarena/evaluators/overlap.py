@@ -72,7 +72,7 @@ def label_counts(reference: np.ndarray, prediction: np.ndarray, labels: Sequence
         raise ValueError(f"shapes differ: reference {ref.shape}, prediction {pred.shape}")
     joint = small_label_joint(ref, pred) if ref.dtype == pred.dtype == np.uint8 else None
     if joint is not None:
-        return _counts_from_joint(joint, labels, ref.size)
+        return counts_from_joint(joint, labels, ref.size)
     top = max([0, *labels, _max_value(ref), _max_value(pred)])
     if top >= 1 << 24 or len(labels) >= 255:
         return {v: confusion_counts(ref == v, pred == v) for v in labels}
@@ -126,8 +126,9 @@ def small_label_joint(reference: np.ndarray, prediction: np.ndarray) -> np.ndarr
     return joint.reshape(_SMALL_LABELS, _SMALL_LABELS)
 
 
-def _counts_from_joint(joint: np.ndarray, labels: Sequence[int], total: int) -> dict[int, Counts]:
-    """Per-label counts from a square joint histogram indexed by label value (see label_counts)."""
+def counts_from_joint(joint: np.ndarray, labels: Sequence[int], total: int) -> dict[int, Counts]:
+    """Per-label counts from a square joint histogram J[r, p] indexed by label value, over
+    ``total`` voxels (formulas in :func:`label_counts`); labels beyond J have no voxels."""
     rows, cols = joint.sum(1), joint.sum(0)
     counts = {}
     for v in labels:

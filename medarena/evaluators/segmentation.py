@@ -201,25 +201,57 @@ def evaluate(
     if len(spacing) != ref.ndim or any(not s > 0 for s in spacing):
         raise ValueError(f"spacing {spacing} does not fit a {ref.ndim}D image (one positive value per axis)")
     specs = [parse_metric(m) for m in metrics]
-    regions = resolve_labels(labels, ref, pred)
+    joint = overlap.small_label_joint(ref, pred) if ref.dtype == pred.dtype == np.uint8 else None
+    if labels is None and joint is not None:
+        present = np.flatnonzero(joint.sum(0) + joint.sum(1))
+        regions = {str(v): (int(v),) for v in present if v}
+    else:
+        regions = resolve_labels(labels, ref, pred)
 
     single = sorted({v[0] for v in regions.values() if len(v) == 1})
-    counts_by_value = overlap.label_counts(ref, pred, single) if single else {}
+    if joint is not None:
+        counts_by_value = overlap.counts_from_joint(joint, single, ref.size)
+    else:
+        counts_by_value = overlap.label_counts(ref, pred, single) if single else {}
+    binary = joint is not None and not joint[2:].any() and not joint[:, 2:].any()
+    box = surface.bounding_box(ref, pred) if any(s.family == "surface" for s in specs) else None
     rows = {}
     for name, values in regions.items():
+        region = _Region(ref, pred, values, box, binary)
         if len(values) == 1:
             counts = counts_by_value[values[0]]
-            a = b = None
         else:
-            a, b = _region(ref, values), _region(pred, values)
-            counts = overlap.confusion_counts(a, b)
+            counts = overlap.confusion_counts(*region.whole())
         tolerance = _tolerance(nsd_tolerance, name)
-        needs_masks = any(s.family != "count" for s in specs) or convention == "brats2023"
-        if needs_masks and a is None:
-            a, b = _region(ref, values), _region(pred, values)
-        rows[name] = _score_region(a, b, counts, spacing, specs, convention, tolerance, connectivity,
+        rows[name] = _score_region(region, counts, spacing, specs, convention, tolerance, connectivity,
                                    match_iou, lesion_dilation, lesion_min_volume_mm3, ref.shape)
     return rows
+
+
+class _Region:
+    """The masks of one region, built when a metric first needs them: whole (instances, BraTS)
+    or cut to the box of every non-zero voxel of both maps (surface metrics: the surfaces of a
+    region lie inside that box, and only points on them are ever used)."""
+
+    def __init__(self, ref: np.ndarray, pred: np.ndarray, values: tuple[int, ...],
+                 box: tuple[slice, ...] | None, binary: bool) -> None:
+        self.ref, self.pred, self.values, self.box, self.binary = ref, pred, values, box, binary
+        self._whole: tuple[np.ndarray, np.ndarray] | None = None
+
+    def whole(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._whole is None:
+            self._whole = (_region(self.ref, self.values), _region(self.pred, self.values))
+        return self._whole
+
+    def cropped(self) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """Reference and prediction masks inside the box, and the box's first voxel."""
+        box = self.box or tuple(slice(0, n) for n in self.ref.shape)
+        origin = [s.start for s in box]
+        if self._whole is not None:
+            return self._whole[0][box], self._whole[1][box], origin
+        if self.binary and self.values == (1,):  # a uint8 map of 0 and 1 is already the mask
+            return self.ref[box].view(bool), self.pred[box].view(bool), origin
+        return _region(self.ref[box], self.values), _region(self.pred[box], self.values), origin
 
 
 def _tolerance(nsd_tolerance: float | Mapping[str, float], name: str) -> float | None:
@@ -235,23 +267,23 @@ def _empty_side(counts: overlap.Counts) -> str | None:
     return "both" if not (has_a or has_b) else ("reference" if not has_a else "prediction")
 
 
-def _score_region(a, b, counts, spacing, specs, convention, tolerance, connectivity, match_iou,
+def _score_region(region, counts, spacing, specs, convention, tolerance, connectivity, match_iou,
                   dilation, min_volume, shape) -> dict[str, Any]:
     row: dict[str, Any] = {}
     empty = _empty_side(counts)
     lesion_wise = None
     if convention == "brats2023" and any(s.base in ("dice", "hd") or s.name.startswith("lesion_") for s in specs):
-        lesion_wise = lesion_wise_scores(a, b, spacing, dilation, min_volume)
+        lesion_wise = lesion_wise_scores(*region.whole(), spacing, dilation, min_volume)
     for spec in specs:
         if spec.family == "count":
             row[spec.name] = _count_value(spec.base, counts, spacing, convention, empty, lesion_wise)
     surface_specs = [s for s in specs if s.family == "surface"]
     if surface_specs:
-        row.update(_surface_values(a, b, spacing, surface_specs, convention, tolerance, empty, shape,
+        row.update(_surface_values(region, spacing, surface_specs, convention, tolerance, empty, shape,
                                    lesion_wise))
     instance_specs = [s for s in specs if s.family == "instance"]
     if instance_specs:
-        result = instance_metrics(a, b, connectivity, match_iou)
+        result = instance_metrics(*region.whole(), connectivity, match_iou)
         if lesion_wise is not None:
             values = {"lesion_tp": lesion_wise.tp, "lesion_fp": lesion_wise.fp, "lesion_fn": lesion_wise.fn}
             denominator = 2 * lesion_wise.tp + lesion_wise.fp + lesion_wise.fn
@@ -283,7 +315,7 @@ def _count_value(base, counts, spacing, convention, empty, lesion_wise) -> float
     return overlap.COUNT_METRICS[base](counts)
 
 
-def _surface_values(a, b, spacing, specs, convention, tolerance, empty, shape, lesion_wise) -> dict[str, float]:
+def _surface_values(region, spacing, specs, convention, tolerance, empty, shape, lesion_wise) -> dict[str, float]:
     """The surface metrics of one region under a convention, from one distance computation."""
     values: dict[str, float] = {}
     if empty is not None:
@@ -291,7 +323,8 @@ def _surface_values(a, b, spacing, specs, convention, tolerance, empty, shape, l
             values[spec.name] = _empty_surface_value(spec, convention, empty, shape, spacing)
     else:
         kind = "voxel" if convention in ("default", "pooled") else "surfel"
-        sd = surface.surface_distances(a, b, spacing, kind)
+        a, b, origin = region.cropped()
+        sd = surface.surface_distances_in_box(a, b, spacing, kind, origin)
         for spec in specs:
             if spec.base == "hd":
                 values[spec.name] = surface.hausdorff_from_distances(sd, spec.parameter,

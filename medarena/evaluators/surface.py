@@ -48,14 +48,16 @@ class SurfaceDistances:
 
 
 def bounding_box(*masks: np.ndarray) -> tuple[slice, ...] | None:
-    """The smallest box (slices) holding every non-zero voxel of all masks, or None if all are empty."""
-    box = []
-    ndim = masks[0].ndim
-    for axis in range(ndim):
-        others = tuple(a for a in range(ndim) if a != axis)
+    """The smallest box (slices) holding every non-zero voxel of all masks, or None if all are empty.
+
+    The range of axis 0 comes first, so that the other axes are only searched in that slab.
+    """
+    box: list[slice] = []
+    for axis in range(masks[0].ndim):
+        others = tuple(a for a in range(masks[0].ndim) if a != axis)
         profile = np.zeros(masks[0].shape[axis], bool)
         for mask in masks:
-            profile |= np.any(mask, axis=others)
+            profile |= np.any(mask[box[0]] if box else mask, axis=others)
         hits = np.flatnonzero(profile)
         if hits.size == 0:
             return None
@@ -92,22 +94,111 @@ def surface_points(
     mask: np.ndarray, spacing: Sequence[float], surface: str = "voxel", offset: Sequence[int] | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Physical positions (mm, array order, relative to voxel 0 minus ``offset``) of the surface
-    points of ``mask``, and their weights (None for voxel borders, surfel measures otherwise)."""
+    points of ``mask``, and their weights (None for voxel borders, surfel measures otherwise).
+
+    Voxel p = (i, j, k) sits at (p + offset) · s; corner c at (c + offset − ½) · s. Points come in
+    array (raster) order.
+    """
+    if surface not in SURFACES:
+        raise ValueError(f"unknown surface {surface!r}; known: {', '.join(SURFACES)}")
     spacing_arr = np.asarray(spacing, float)
     start = np.zeros(mask.ndim) if offset is None else np.asarray(offset, float)
+    mask = np.asarray(mask, bool)
     if surface == "voxel":
-        index = np.nonzero(border_voxels(mask))
-        points = (np.stack(index, 1) + start) * spacing_arr
-        return points, None
-    if surface == "surfel":
-        codes = neighbour_codes(mask)
-        full = (1 << (2 ** mask.ndim)) - 1
-        on_surface = (codes != 0) & (codes != full)
-        index = np.nonzero(on_surface)
-        points = (np.stack(index, 1) + start - 0.5) * spacing_arr
-        weights = surfel_table(spacing)[codes[index]]
-        return points, weights
-    raise ValueError(f"unknown surface {surface!r}; known: {', '.join(SURFACES)}")
+        index = _border_index_3d(mask) if mask.ndim == 3 else np.stack(np.nonzero(border_voxels(mask)), 1)
+        return (index + start) * spacing_arr, None
+    if mask.ndim == 3:
+        index, codes = _surfel_index_3d(mask)
+    else:
+        all_codes = neighbour_codes(mask)
+        on_surface = np.nonzero((all_codes != 0) & (all_codes != 15))
+        index, codes = np.stack(on_surface, 1), all_codes[on_surface]
+    return (index + start - 0.5) * spacing_arr, surfel_table(spacing)[codes]
+
+
+_WORD = np.dtype("<u8")
+
+
+def _packed_rows(mask: np.ndarray) -> np.ndarray:
+    """A 3D mask with its rows (axis 2) packed into 64-bit words, voxel x at bit x % 64 of word
+    x // 64, framed by one empty row on each side of axes 0 and 1 and at least one empty bit at
+    the end of each row: shape (n0 + 2, n1 + 2, n2 // 64 + 1)."""
+    n0, n1, n2 = mask.shape
+    words = n2 // 64 + 1
+    packed = np.zeros((n0 + 2, n1 + 2, 8 * words), np.uint8)
+    packed[1:-1, 1:-1, : (n2 + 7) // 8] = np.packbits(mask, axis=-1, bitorder="little")
+    return packed.view(_WORD)
+
+
+def _from_lower(rows: np.ndarray) -> np.ndarray:
+    """Bit x of the result is bit x − 1 of ``rows`` (0 at x = 0): the voxel before, along axis 2.
+
+    The rows are shifted as one flat bit string: every row ends with an empty bit, so nothing
+    carries from one row into the next.
+    """
+    flat = rows.reshape(-1)
+    shifted = flat << np.uint64(1)
+    shifted[1:] |= flat[:-1] >> np.uint64(63)
+    return shifted.reshape(rows.shape)
+
+
+def _from_upper(rows: np.ndarray) -> np.ndarray:
+    """Bit x of the result is bit x + 1 of ``rows``: the voxel after, along axis 2. The last bit
+    of a row receives the next row's first bit; callers only read bits of voxels."""
+    flat = rows.reshape(-1)
+    shifted = flat >> np.uint64(1)
+    shifted[:-1] |= flat[1:] << np.uint64(63)
+    return shifted.reshape(rows.shape)
+
+
+def _set_bits(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The set bits of contiguous packed rows as (byte position in memory, bit number), in
+    raster order: only the non-zero bytes are unpacked."""
+    data = rows.reshape(-1).view(np.uint8)
+    byte = np.flatnonzero(data)
+    hit, bit = np.nonzero(np.unpackbits(data[byte][:, None], axis=1, bitorder="little"))
+    return byte[hit], bit.astype(np.uint8)
+
+
+def _grid_index(byte: np.ndarray, bit: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """(N x 3) indices of set bits found by :func:`_set_bits` in packed rows of ``shape``."""
+    row, x = np.divmod(byte * 8 + bit, shape[2] * 64)
+    z, y = np.divmod(row, shape[1])
+    return np.stack([z, y, x], 1)
+
+
+def _border_index_3d(mask: np.ndarray) -> np.ndarray:
+    """Indices (N x 3, raster order) of the border voxels of a 3D mask (as :func:`border_voxels`),
+    computed on rows packed 64 voxels to a word."""
+    q = _packed_rows(mask)
+    centre = q[1:-1, 1:-1]
+    interior = centre & q[:-2, 1:-1] & q[2:, 1:-1] & q[1:-1, :-2] & q[1:-1, 2:]
+    interior &= _from_lower(centre) & _from_upper(centre)
+    border = centre & ~interior
+    return _grid_index(*_set_bits(border), border.shape)
+
+
+def _surfel_index_3d(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (N x 3, raster order) and neighbour codes of the corners of a 3D mask whose code is
+    neither 0 nor 255 (as :func:`neighbour_codes`).
+
+    A corner's 2x2x2 voxels are mixed when their OR differs from their AND; both are taken on
+    packed rows, first over the four rows around the corner, then over the voxels x − 1 and x.
+    """
+    q = _packed_rows(mask)
+    n0, n1 = q.shape[0] - 1, q.shape[1] - 1  # corners per axis
+    any4 = q[:-1, :-1] | q[:-1, 1:] | q[1:, :-1] | q[1:, 1:]  # corner row (c0, c1): voxel rows c - 1, c
+    all4 = q[:-1, :-1] & q[:-1, 1:] & q[1:, :-1] & q[1:, 1:]
+    mixed = (any4 | _from_lower(any4)) & ~(all4 & _from_lower(all4))
+    byte, bit = _set_bits(mixed)
+    code = np.zeros(len(byte), np.uint8)
+    for dz in (0, 1):
+        for dy in (0, 1):
+            rows = np.ascontiguousarray(q[dz:dz + n0, dy:dy + n1])
+            for dx, plane in ((0, _from_lower(rows)), (1, rows)):
+                voxel = (plane.reshape(-1).view(np.uint8)[byte] >> bit) & np.uint8(1)
+                code |= voxel << np.uint8(7 - (4 * dz + 2 * dy + dx))
+    return _grid_index(byte, bit, mixed.shape), code
 
 
 def nearest_distances(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -126,6 +217,17 @@ def surface_distances(
 ) -> SurfaceDistances:
     """D_AB and D_BA between the surfaces of two binary masks (see the module docstring)."""
     a, b = np.asarray(reference, bool), np.asarray(prediction, bool)
+    return surface_distances_in_box(a, b, spacing, surface, (0,) * a.ndim)
+
+
+def surface_distances_in_box(
+    reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float], surface: str,
+    origin: Sequence[int],
+) -> SurfaceDistances:
+    """:func:`surface_distances` of two masks cut from larger images, ``origin`` being the index
+    of their first voxel there; every mask voxel outside the cut must be empty. Points keep their
+    positions in the larger images, so the values equal those computed on the whole images."""
+    a, b = np.asarray(reference, bool), np.asarray(prediction, bool)
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: reference {a.shape}, prediction {b.shape}")
     if len(spacing) != a.ndim:
@@ -134,7 +236,7 @@ def surface_distances(
     if box is None:
         empty = np.zeros(0)
         return SurfaceDistances(empty, empty, *((empty, empty) if surface == "surfel" else (None, None)))
-    offset = [s.start for s in box]
+    offset = [int(o) + s.start for o, s in zip(origin, box, strict=True)]
     points_a, weights_a = surface_points(a[box], spacing, surface, offset)
     points_b, weights_b = surface_points(b[box], spacing, surface, offset)
     return SurfaceDistances(
