@@ -183,12 +183,20 @@ def status(challenge: Annotated[str | None, typer.Option("--challenge", "-c")] =
 
 @app.command()
 @fails_cleanly
-def results(submission: int, output: Annotated[Path | None, typer.Option(help="write JSON here")] = None):
+def results(submission: int, output: Annotated[Path | None, typer.Option(help="write JSON here")] = None,
+            logs: Annotated[bool, typer.Option(help="print the stdout and stderr tails of failed cases")] = False):
     """Per-case states, reasons, runtimes and metrics of a submission."""
     from medarena.platform import organizer
 
     data = organizer.submission_results(_settings(), submission)
     _print_case_table(data["cases"])
+    for case in data["cases"] if logs else []:
+        if case["state"] == "failed" and (case["stdout_tail"] or case["stderr_tail"]):
+            console.rule(f"{case['case']}: {case['reason']}")
+            for name in ("stdout_tail", "stderr_tail"):
+                if case[name].strip():
+                    console.print(f"[bold]{name.removesuffix('_tail')}[/bold]")
+                    console.print(escape(case[name].rstrip()), highlight=False)
     for name, value in data["dataset"].items():
         if isinstance(value, (int, float)):
             console.print(f"{name}: {value:.4g}")

@@ -124,8 +124,8 @@ def submission_results(settings: Settings, submission_id: int) -> dict[str, Any]
         cases = []
         for job in sorted(submission.jobs, key=lambda j: j.case.name):
             cases.append({"case": job.case.name, "state": job.state, "reason": job.reason, "detail": job.detail,
-                          "runtime_seconds": job.runtime_seconds, "stderr_tail": job.stderr_tail,
-                          "metrics": [{k: v for k, v in row.items() if k != "case"}
+                          "runtime_seconds": job.runtime_seconds, "stdout_tail": job.stdout_tail,
+                          "stderr_tail": job.stderr_tail, "metrics": [{k: v for k, v in row.items() if k != "case"}
                                       for row in leaderboard.job_rows(job)]})
         return {"submission": submission.id, "participant": submission.participant,
                 "state": submission.state, "image_digest": submission.image_digest, "cases": cases,

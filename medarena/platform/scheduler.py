@@ -58,7 +58,8 @@ def start_ray(settings: Settings) -> None:
         ray.init(address=settings.ray_address, **kwargs)
     else:
         gpus = os.environ.get("MEDARENA_RAY_GPUS")  # logical GPUs for a local cluster
-        ray.init(num_gpus=int(gpus) if gpus else None, **kwargs)
+        # "local": a Ray of our own, never one that happens to run on this machine
+        ray.init(address="local", num_gpus=int(gpus) if gpus else None, **kwargs)
 
 
 def _run_on_worker(job: CaseJob) -> CaseOutcome:

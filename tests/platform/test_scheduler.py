@@ -81,8 +81,10 @@ def test_submissions_run_to_states_metrics_and_leaderboard(toy, ray_cluster):
         assert board[0].rank == 1 and board[0].columns["cases succeeded"] == "6/6"
         assert session.get(Submission, empty).state == "succeeded"
 
-    status = runner.invoke(app, ["results", str(bad)], env={"MEDARENA_HOME": str(toy.home), "COLUMNS": "250"})
+    status = runner.invoke(app, ["results", str(bad), "--logs"],
+                           env={"MEDARENA_HOME": str(toy.home), "COLUMNS": "250"})
     assert status.exit_code == 0 and "exit_code" in status.output
+    assert "misbehaving: this case gets 'exit_code'" in status.output  # the stdout tail of that case
 
     # a second run finds nothing to do and runs no container again
     started = {n: j.started_at for n, j in _jobs(toy, good).items()}
