@@ -17,7 +17,8 @@ def ray_cluster():
     """A local Ray with 2 CPUs and 2 logical GPUs (scheduling by GPU is testable without one)."""
     import ray
 
-    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
     yield ray
     ray.shutdown()
 
