@@ -201,7 +201,7 @@ def evaluate(
     if len(spacing) != ref.ndim or any(not s > 0 for s in spacing):
         raise ValueError(f"spacing {spacing} does not fit a {ref.ndim}D image (one positive value per axis)")
     specs = [parse_metric(m) for m in metrics]
-    joint = overlap.small_label_joint(ref, pred) if ref.dtype == pred.dtype == np.uint8 else None
+    joint = _joint_histogram(reference, prediction, ref, pred)
     if labels is None and joint is not None:
         present = np.flatnonzero(joint.sum(0) + joint.sum(1))
         regions = {str(v): (int(v),) for v in present if v}
@@ -226,6 +226,15 @@ def evaluate(
         rows[name] = _score_region(region, counts, spacing, specs, convention, tolerance, connectivity,
                                    match_iou, lesion_dilation, lesion_min_volume_mm3, ref.shape)
     return rows
+
+
+def _joint_histogram(reference: Any, prediction: Any, ref: np.ndarray, pred: np.ndarray) -> np.ndarray | None:
+    """J[r, p] (voxels with reference label r and prediction label p) when it is cheap: two
+    boolean masks give the 2 x 2 confusion matrix, uint8 maps below 16 a 16 x 16 histogram."""
+    if np.asarray(reference).dtype == bool and np.asarray(prediction).dtype == bool:
+        c = overlap.confusion_counts(ref.view(bool), pred.view(bool))
+        return np.array([[c.tn, c.fp], [c.fn, c.tp]], np.int64)
+    return overlap.small_label_joint(ref, pred) if ref.dtype == pred.dtype == np.uint8 else None
 
 
 class _Region:
