@@ -24,6 +24,9 @@ from medarena.platform.contract import InvalidOutput, MissingOutput, read_output
 from medarena.platform.runner import Limits, RunnerError, run_container
 
 
+LAZY_VOXELS = 256**3  # above this, a segmentation case is evaluated from its zarr chunks
+
+
 @dataclass
 class CaseJob:
     case: str
@@ -107,10 +110,13 @@ def evaluate_case(job: CaseJob, predictions: dict[str, Any] | None = None) -> Ca
     task = get_task(evaluation.task)
     settings = evaluation.task_settings()
     outcome = CaseOutcome(case=job.case, state="failed")
+    # the segmentation evaluator scores zarr arrays chunk by chunk: large volumes stay on disk
+    lazy = LAZY_VOXELS if evaluation.task == "segmentation" else None
     try:
         if predictions is None:
-            predictions = casestore.read_case(job.predictions_url, job.case)
-        context = casestore.read_case(job.inputs_url, job.case) | casestore.read_case(job.references_url, job.case)
+            predictions = casestore.read_case(job.predictions_url, job.case, lazy_above=lazy)
+        context = (casestore.read_case(job.inputs_url, job.case, lazy_above=lazy)
+                   | casestore.read_case(job.references_url, job.case, lazy_above=lazy))
     except Exception as exc:  # noqa: BLE001
         return _platform_error(job.case, "reading the case for evaluation", exc)
     try:

@@ -94,20 +94,23 @@ def write_value(group: zarr.Group, socket: str, value: Any) -> str:
     return node.attrs["checksum"]
 
 
-def read_value(group: zarr.Group, socket: str) -> Any:
-    """An Image (read fully into memory) or the JSON value of a socket."""
+def read_value(group: zarr.Group, socket: str, lazy_above: int | None = None) -> Any:
+    """An Image or the JSON value of a socket. An image of more than ``lazy_above`` voxels keeps
+    its zarr array (read chunk by chunk by whoever uses it); a smaller one is read into memory."""
     node = group[socket]
     attrs = dict(node.attrs)
     if attrs.get("kind") == "json":
         return attrs["value"]
-    return Image(array=node[...], spacing=tuple(attrs["spacing"]), origin=tuple(attrs["origin"]),
+    lazy = lazy_above is not None and node.size > lazy_above
+    return Image(array=node if lazy else node[...], spacing=tuple(attrs["spacing"]), origin=tuple(attrs["origin"]),
                  direction=tuple(attrs["direction"]), modality=attrs.get("modality", ""))
 
 
-def read_case(store_url: str, case: str, sockets: list[str] | None = None) -> dict[str, Any]:
+def read_case(store_url: str, case: str, sockets: list[str] | None = None,
+              lazy_above: int | None = None) -> dict[str, Any]:
     group = open_store(store_url, mode="r")[case]
     names = sockets if sockets is not None else [name for name, _ in group.members()]
-    return {name: read_value(group, name) for name in names if name in group}
+    return {name: read_value(group, name, lazy_above) for name in names if name in group}
 
 
 def write_case(store_url: str, case: str, values: Mapping[str, Any]) -> dict[str, str]:

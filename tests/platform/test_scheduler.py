@@ -181,3 +181,44 @@ def test_cancelled_submission_runs_nothing_and_frees_its_slot(toy, ray_cluster):
     assert again.exit_code == 1 and "has already ended (cancelled)" in again.output
     for _ in range(3):  # the limit of 3 is not spent by the cancelled one
         organizer.submit(toy, "toy", "test", "ann", IMAGE.format("threshold"))
+
+
+def test_large_volumes_are_scored_from_zarr_chunks_with_the_same_values(toy, ray_cluster, monkeypatch):
+    from medarena.platform import casejob
+
+    sid, _ = organizer.submit(toy, "toy", "test", "ann", IMAGE.format("threshold"))
+    scheduler.run(toy, [sid])
+    in_memory = {n: {m.metric: m.value for m in j.metrics} for n, j in _metric_jobs(toy, sid).items()}
+    called = []
+    real = casejob.casestore.read_case
+
+    def spy(*args, **kwargs):
+        values = real(*args, **kwargs)
+        called.extend(type(v.array).__module__ for v in values.values() if hasattr(v, "array"))
+        return values
+
+    monkeypatch.setattr(casejob, "LAZY_VOXELS", 1000)  # every toy case counts as large
+    monkeypatch.setattr(casejob.casestore, "read_case", spy)
+    for name in in_memory:
+        job = casejob.CaseJob(case=name, image="", definition=_definition(toy),
+                              inputs_url=scheduler.inputs_url(toy, "toy", "test"),
+                              references_url=scheduler.references_url(toy, "toy", "test"),
+                              predictions_url=scheduler.predictions_url(toy, "toy", "test", sid), scratch="")
+        outcome = casejob.evaluate_case(job)
+        assert outcome.state == "succeeded", outcome.detail
+        row = outcome.rows[0]
+        assert {m: row[m] for m in in_memory[name]} == pytest.approx(in_memory[name], abs=1e-9)
+    assert called and all(module.startswith("zarr") for module in called)
+
+
+def _metric_jobs(settings, submission_id):
+    with session_scope(settings.database_url) as session:
+        sub = session.get(Submission, submission_id)
+        return {job.case.name: job for job in sub.jobs if job.metrics and [m.value for m in job.metrics]}
+
+
+def _definition(settings):
+    from medarena.platform.database import Challenge
+
+    with session_scope(settings.database_url) as session:
+        return session.scalar(select(Challenge)).definition
