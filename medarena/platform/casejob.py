@@ -23,7 +23,6 @@ from medarena.platform.challenges import ChallengeDefinition
 from medarena.platform.contract import InvalidOutput, MissingOutput, read_outputs, write_inputs
 from medarena.platform.runner import Limits, RunnerError, run_container
 
-
 LAZY_VOXELS = 256**3  # above this, a segmentation case is evaluated from its zarr chunks
 
 
