@@ -24,6 +24,7 @@ from scipy import ndimage
 from medarena.evaluators import overlap, surface
 from medarena.evaluators.instances import instance_metrics
 from medarena.evaluators.segmentation import evaluate, parse_metric
+from medarena.evaluators.surfels import surfel_table
 
 ALL = ["dice", "iou", "sensitivity", "precision", "specificity", "accuracy", "volume_similarity",
        "volume_difference_ml", "hd", "hd95", "assd", "masd", "nsd@1"]
@@ -360,3 +361,23 @@ def test_label_counts_equal_bincount_counts(shape, top):
         np.testing.assert_array_equal(small, joint[:16, :16])
     else:
         assert small is None
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 63), (4, 3, 64), (5, 6, 65), (6, 5, 130), (1, 1, 1), (2, 9, 128)])
+def test_packed_surface_points_equal_whole_array_definitions(shape):
+    # 3D surface points come from rows packed 64 voxels to a word; rows crossing word boundaries
+    # must give the points and codes of the whole-array definitions, in the same (raster) order.
+    rng = np.random.default_rng(sum(shape))
+    field = ndimage.gaussian_filter(rng.random(shape), 1.0)
+    spacing, offset = (0.8, 1.1, 1.5), (3, 0, 5)
+    for mask in (field > np.quantile(field, 0.5), np.ones(shape, bool), np.zeros(shape, bool)):
+        points, weights = surface.surface_points(mask, spacing, "voxel", offset)
+        expected = (np.stack(np.nonzero(surface.border_voxels(mask)), 1) + np.array(offset)) * spacing
+        np.testing.assert_array_equal(points.reshape(-1, 3), expected)
+        assert weights is None
+        points, weights = surface.surface_points(mask, spacing, "surfel", offset)
+        codes = surface.neighbour_codes(mask)
+        index = np.nonzero((codes != 0) & (codes != 255))
+        expected = (np.stack(index, 1) + np.array(offset) - 0.5) * spacing
+        np.testing.assert_array_equal(points.reshape(-1, 3), expected)
+        np.testing.assert_array_equal(weights, surfel_table(spacing)[codes[index]])
