@@ -7,6 +7,7 @@ return results and the dashboard only reads.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -43,7 +44,7 @@ class Challenge(Base):
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     definition: Mapped[dict[str, Any]]  # the validated YAML, as JSON
-    source_path: Mapped[str] = mapped_column(String(1000), default="")
+    source_path: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     phases: Mapped[list[Phase]] = relationship(back_populates="challenge", cascade="all, delete-orphan",
                                                order_by="Phase.id")
@@ -66,7 +67,7 @@ class Case(Base):
     __table_args__ = (UniqueConstraint("phase_id", "name"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id"))
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(Text)  # from the organizer's file names
     checksum: Mapped[str] = mapped_column(String(64))
     info: Mapped[dict[str, Any]] = mapped_column(default=dict)  # per socket: shape, spacing, modality
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -77,8 +78,8 @@ class Submission(Base):
     __tablename__ = "submissions"
     id: Mapped[int] = mapped_column(primary_key=True)
     phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id"))
-    participant: Mapped[str] = mapped_column(String(200))
-    image: Mapped[str] = mapped_column(String(500))  # what the participant handed in
+    participant: Mapped[str] = mapped_column(Text)
+    image: Mapped[str] = mapped_column(Text)  # what the participant handed in
     image_digest: Mapped[str] = mapped_column(String(100))  # what runs: the pinned image ID
     comment: Mapped[str] = mapped_column(Text, default="")
     state: Mapped[str] = mapped_column(String(20), default="queued")
@@ -123,8 +124,8 @@ class MetricValue(Base):
     __table_args__ = (UniqueConstraint("job_id", "label", "metric"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
-    label: Mapped[str] = mapped_column(String(100), default="")  # "" for whole-case metrics
-    metric: Mapped[str] = mapped_column(String(100))
+    label: Mapped[str] = mapped_column(Text, default="")  # "" for whole-case metrics; may come from outputs
+    metric: Mapped[str] = mapped_column(Text)
     value: Mapped[float | None] = mapped_column(Float)
     job: Mapped[Job] = relationship(back_populates="metrics")
 
@@ -173,19 +174,24 @@ def upgrade(url: str) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     with engine_for(url).begin() as connection:
+        if connection.dialect.name == "postgresql":  # one migrating process at a time
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7315046)")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
 
 _migrated: set[str] = set()
+_migrating = threading.Lock()  # Alembic's context is process-wide: one migration at a time
 
 
 @contextmanager
 def session_scope(url: str, *, migrate: bool = True):
     """A session committed on success and rolled back on any error (nothing half-written)."""
     if migrate and url not in _migrated:
-        upgrade(url)
-        _migrated.add(url)
+        with _migrating:
+            if url not in _migrated:
+                upgrade(url)
+                _migrated.add(url)
     session = sessionmaker(engine_for(url), expire_on_commit=False)()
     try:
         yield session

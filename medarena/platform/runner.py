@@ -243,7 +243,8 @@ class _Tail:
 
     def text(self, wait: float = 5.0) -> str:
         self._thread.join(wait)
-        return bytes(self._data[-self._size:]).decode("utf-8", errors="replace") if self._size else ""
+        text = bytes(self._data[-self._size:]).decode("utf-8", errors="replace") if self._size else ""
+        return text.replace("\x00", "\ufffd")  # NUL cannot be stored in PostgreSQL text
 
 
 _verified_images: set[str] = set()

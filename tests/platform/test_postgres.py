@@ -22,18 +22,37 @@ from sqlalchemy.engine import make_url
 
 from medarena.dashboard import data
 from medarena.platform import organizer, scheduler
-from medarena.platform.database import Base, Case, Challenge, Job, Phase, Submission, engine_for, session_scope, upgrade
+from medarena.platform.database import (
+    MIGRATIONS,
+    Base,
+    Case,
+    Challenge,
+    Job,
+    Phase,
+    Submission,
+    engine_for,
+    session_scope,
+    upgrade,
+)
 from medarena.platform.settings import Settings, load_settings
 from medarena.platform.submissions import SubmissionError, create_submission
 from tests.platform.challenge_data import cube_case, write_definition, write_source
 
 REPO = Path(__file__).resolve().parents[2]
 TABLES = {"challenges", "phases", "cases", "submissions", "jobs", "metric_values", "leaderboard_entries"}
-JSON_COLUMNS = {("challenges", "definition"), ("cases", "info"), ("submissions", "dataset_metrics"),
-                ("submissions", "aggregates"), ("jobs", "pooled"), ("leaderboard_entries", "columns")}
+JSON_COLUMNS = {
+    ("challenges", "definition"),
+    ("cases", "info"),
+    ("submissions", "dataset_metrics"),
+    ("submissions", "aggregates"),
+    ("jobs", "pooled"),
+    ("leaderboard_entries", "columns"),
+}
 
-pytestmark = pytest.mark.skipif(not glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                                reason="PostgreSQL is not installed (infra/install-system.sh installs it)")
+pytestmark = pytest.mark.skipif(
+    not glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+    reason="PostgreSQL is not installed (infra/install-system.sh installs it)",
+)
 
 
 def _free_port() -> int:
@@ -48,8 +67,9 @@ def postgres_url() -> Iterator[str]:
     # under /tmp itself: pytest's own temporary folders are closed to the postgres user
     folder = tempfile.mkdtemp(prefix="medarena-pg-")
     script = REPO / "infra" / "postgres.sh"
-    start = subprocess.run(["bash", str(script), folder, str(_free_port())], capture_output=True, text=True,
-                           timeout=120)
+    start = subprocess.run(
+        ["bash", str(script), folder, str(_free_port())], capture_output=True, text=True, timeout=120
+    )
     assert start.returncode == 0, start.stderr
     try:
         yield start.stdout.strip()
@@ -103,14 +123,23 @@ def _rows(url: str, sql: str, **params) -> list[tuple]:
 def test_migration_creates_the_schema_and_a_second_run_changes_nothing(pg):
     assert _scalar(pg, "SELECT version()").startswith("PostgreSQL")
     upgrade(pg)
-    tables = {name for (name,) in _rows(pg, "SELECT table_name FROM information_schema.tables "
-                                            "WHERE table_schema = 'public'")}
+    tables = {
+        name for (name,) in _rows(pg, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+    }
     assert tables == TABLES | {"alembic_version"}
-    json_columns = set(_rows(pg, "SELECT table_name, column_name FROM information_schema.columns "
-                                 "WHERE table_schema = 'public' AND data_type = 'json'"))
+    json_columns = set(
+        _rows(
+            pg,
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND data_type = 'json'",
+        )
+    )
     assert json_columns == JSON_COLUMNS
-    created = _scalar(pg, "SELECT data_type FROM information_schema.columns "
-                          "WHERE table_name = 'submissions' AND column_name = 'created_at'")
+    created = _scalar(
+        pg,
+        "SELECT data_type FROM information_schema.columns "
+        "WHERE table_name = 'submissions' AND column_name = 'created_at'",
+    )
     assert created == "timestamp without time zone"  # naive UTC, as the models write it
     with engine_for(pg).connect() as connection:  # the migrated schema is the one the models describe
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
@@ -118,21 +147,32 @@ def test_migration_creates_the_schema_and_a_second_run_changes_nothing(pg):
     with session_scope(pg) as session:
         session.add(Challenge(slug="kept", title="Kept", definition={}))
     upgrade(pg)
-    assert _scalar(pg, "SELECT version_num FROM alembic_version") == "0001"
+    newest = sorted(p.name.split("_")[0] for p in (MIGRATIONS / "versions").glob("0*.py"))[-1]
+    assert _scalar(pg, "SELECT version_num FROM alembic_version") == newest
     assert _scalar(pg, "SELECT count(*) FROM alembic_version") == 1
     assert _scalar(pg, "SELECT slug FROM challenges") == "kept"
 
 
 def test_json_columns_round_trip(pg):
-    definition = {"slug": "j", "nested": {"list": [1, 2.5, None, True, "ü ✓"], "empty": {}},
-                  "big": 2**53 + 1, "tiny": 1e-300, "quote": "a \"b\" \\ c"}
+    definition = {
+        "slug": "j",
+        "nested": {"list": [1, 2.5, None, True, "ü ✓"], "empty": {}},
+        "big": 2**53 + 1,
+        "tiny": 1e-300,
+        "quote": 'a "b" \\ c',
+    }
     pooled = [{"scores": [0.25, 0.75], "labels": [0, 1]}, None]
     with session_scope(pg) as session:
         challenge = Challenge(slug="j", title="J", definition=definition)
         phase = Phase(challenge=challenge, slug="p")
         case = Case(phase=phase, name="c", checksum="0" * 64, info={"scan": {"shape": [2, 3, 4]}})
-        submission = Submission(phase=phase, participant="p", image="i", image_digest="d",
-                                dataset_metrics={"AP": 0.5, "curve": [[0, 1], [1, 0]]})
+        submission = Submission(
+            phase=phase,
+            participant="p",
+            image="i",
+            image_digest="d",
+            dataset_metrics={"AP": 0.5, "curve": [[0, 1], [1, 0]]},
+        )
         session.add_all([case, submission, Job(submission=submission, case=case, pooled=pooled)])
     with session_scope(pg) as session:
         assert session.scalar(sa.select(Challenge.definition)) == definition
@@ -185,17 +225,23 @@ def test_a_submission_runs_end_to_end_with_results_in_postgres(pg_home, tmp_path
     assert scheduler.run(pg_home) == [sid]
 
     assert _rows(url, "SELECT state, image_digest FROM submissions") == [("succeeded", digest)]
-    jobs = _rows(url, "SELECT c.name, j.id, j.state, j.attempts, j.started_at <= j.finished_at "
-                      "FROM jobs j JOIN cases c ON c.id = j.case_id ORDER BY c.name")
+    jobs = _rows(
+        url,
+        "SELECT c.name, j.id, j.state, j.attempts, j.started_at <= j.finished_at "
+        "FROM jobs j JOIN cases c ON c.id = j.case_id ORDER BY c.name",
+    )
     assert [(name, state, attempts, ordered) for name, _, state, attempts, ordered in jobs] == [
-        ("case0", "succeeded", 1, True), ("case1", "succeeded", 1, True)]
+        ("case0", "succeeded", 1, True),
+        ("case1", "succeeded", 1, True),
+    ]
     predictions = zarr.open_group(scheduler.predictions_url(pg_home, "toy", "test", sid), mode="r")
     for name, job_id, *_ in jobs:
         _, mask = cube_case(int(name[-1]))
         predicted = predictions[name]["segmentation"][...] == 1
         dice = 2 * np.logical_and(mask == 1, predicted).sum() / ((mask == 1).sum() + predicted.sum())
-        stored = _scalar(url, "SELECT value FROM metric_values WHERE job_id = :j AND metric = 'dice' "
-                              "AND label = 'fg'", j=job_id)
+        stored = _scalar(
+            url, "SELECT value FROM metric_values WHERE job_id = :j AND metric = 'dice' AND label = 'fg'", j=job_id
+        )
         assert stored == pytest.approx(dice, abs=1e-12) and stored > 0.9
 
     board = _rows(url, "SELECT submission_id, rank, columns->>'cases succeeded' FROM leaderboard_entries")
@@ -203,3 +249,53 @@ def test_a_submission_runs_end_to_end_with_results_in_postgres(pg_home, tmp_path
     shown = data.leaderboard(url, "toy", "test")
     assert shown[["rank", "participant", "submission", "cases succeeded"]].values.tolist() == [[1, "ann", sid, "2/2"]]
     assert scheduler.run(pg_home) == []  # nothing left to do
+
+
+def test_long_names_and_nul_bytes_from_people_and_containers_are_stored(pg):
+    from medarena.platform.database import Case, Challenge, Job, MetricValue, Phase, Submission, session_scope
+
+    long = "x" * 5000
+    with session_scope(pg) as session:
+        challenge = Challenge(slug="long", title="t", definition={}, source_path="/" + long)
+        phase = Phase(slug="p", challenge=challenge)
+        case = Case(name=long, checksum="c", phase=phase)
+        sub = Submission(phase=phase, participant=long, image="/tmp/" + long + ".tar", image_digest="d")
+        job = Job(case=case, stdout_tail="binary\ufffdoutput")
+        sub.jobs.append(job)
+        job.metrics.append(MetricValue(label=long, metric="f1", value=1.0))
+        session.add(challenge)
+    with session_scope(pg) as session:
+        assert session.query(MetricValue).one().label == long
+
+
+def test_log_tails_never_hold_nul_bytes(tmp_path):
+    import io
+
+    from medarena.platform.runner import _Tail
+
+    tail = _Tail(io.BytesIO(b"before\x00after"), 100)
+    assert tail.text() == "before\ufffdafter"
+
+
+def test_first_migration_from_several_threads_at_once(pg):
+    import threading
+
+    from medarena.platform import database
+
+    database._migrated.discard(pg)  # as a fresh process would see this database
+    errors: list[BaseException] = []
+
+    def open_session():
+        try:
+            with database.session_scope(pg) as session:
+                session.query(database.Challenge).count()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_session) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "a migration hung"
+    assert errors == []
