@@ -11,8 +11,8 @@ Two surface definitions (METRICS.md):
 
 D_AB holds, for every surface point of A, the Euclidean distance in mm to the nearest surface
 point of B; D_BA the other way. Only the surface points are ever touched: the masks are cropped
-to the bounding box of their union, the points extracted, and nearest neighbours found with a
-k-d tree, so the cost grows with the surface, not with the image.
+to the bounding box of their union, the points extracted, and nearest neighbours found on a cell
+grid (:mod:`medarena.evaluators.nearest`), so the cost grows with the surface, not with the image.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
 
+from medarena.evaluators.nearest import nearest_distances
 from medarena.evaluators.surfels import surfel_table
 
 SURFACES = ("voxel", "surfel")
@@ -199,17 +199,6 @@ def _surfel_index_3d(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 voxel = (plane.reshape(-1).view(np.uint8)[byte] >> bit) & np.uint8(1)
                 code |= voxel << np.uint8(7 - (4 * dz + 2 * dy + dx))
     return _grid_index(byte, bit, mixed.shape), code
-
-
-def nearest_distances(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Euclidean distance from every point to its nearest target (inf when there is no target)."""
-    if len(points) == 0:
-        return np.zeros(0)
-    if len(targets) == 0:
-        return np.full(len(points), np.inf)
-    tree = cKDTree(targets, leafsize=32, balanced_tree=False, compact_nodes=False)
-    distances, _ = tree.query(points, k=1, workers=1)
-    return np.asarray(distances, float)
 
 
 def surface_distances(
