@@ -9,6 +9,7 @@ runs them in-process.
 
 from __future__ import annotations
 
+import glob
 import platform as _platform
 import shutil
 import traceback
@@ -59,6 +60,9 @@ class CaseOutcome:
 def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
     definition = ChallengeDefinition.model_validate(job.definition)
     workdir = Path(job.scratch) / f"{job.submission_id or 'try'}-{job.case}-{uuid.uuid4().hex[:8]}"
+    if job.submission_id is not None:  # the folder of an earlier attempt whose worker or node was lost
+        for stale in Path(job.scratch).glob(glob.escape(f"{job.submission_id}-{job.case}-") + "?" * 8):
+            shutil.rmtree(stale, ignore_errors=True)
     try:
         try:
             (workdir / "input").mkdir(parents=True)

@@ -66,7 +66,9 @@ def _run_on_worker(job: CaseJob) -> CaseOutcome:
     import ray
 
     gpu_ids = tuple(str(int(g)) for g in ray.get_gpu_ids())
-    return casejob.run_algorithm(job, gpu_ids)
+    outcome = casejob.run_algorithm(job, gpu_ids)
+    outcome.node = f"{outcome.node}/{ray.get_runtime_context().get_node_id()}"  # hosts may run several nodes
+    return outcome
 
 
 def _evaluate_on_worker(job: CaseJob) -> CaseOutcome:
@@ -172,8 +174,10 @@ def run(settings: Settings, submission_ids: Iterable[int] | None = None,
     fill()
     if on_progress:
         on_progress(done, total, None)
-    while in_flight:
-        fill()
+    while True:
+        fill()  # also after a job that ended with nothing else in flight, when others still wait
+        if not in_flight:
+            break
         ready, _ = ray.wait(list(in_flight), num_returns=1)
         item = in_flight.pop(ready[0])
         try:
@@ -252,9 +256,9 @@ def _record(settings: Settings, item: _Pending, outcome: CaseOutcome) -> bool:
         job.reason, job.detail = outcome.reason, outcome.detail
         if outcome.runtime_seconds is not None:
             job.runtime_seconds = outcome.runtime_seconds
-        if item.stage == "run":
+        if item.stage == "run":  # the node that ran the algorithm, not the one that evaluated it
             job.stdout_tail, job.stderr_tail = outcome.stdout_tail, outcome.stderr_tail
-        job.node = outcome.node
+            job.node = outcome.node
         if outcome.state != "evaluating":
             job.finished_at = utcnow()
         if outcome.state == "succeeded":
