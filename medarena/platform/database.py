@@ -150,10 +150,14 @@ class LeaderboardEntry(Base):
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-@cache
-def engine_for(url: str) -> Engine:
+def _make_sqlite_folder(url: str) -> None:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+@cache
+def engine_for(url: str) -> Engine:
+    _make_sqlite_folder(url)
     engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
     if url.startswith("sqlite"):
         @event.listens_for(engine, "connect")
@@ -165,19 +169,44 @@ def engine_for(url: str) -> Engine:
     return engine
 
 
-def upgrade(url: str) -> None:
-    """Bring the schema to the newest Alembic revision."""
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the schema to the newest (or the given) Alembic revision."""
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    with engine_for(url).begin() as connection:
-        if connection.dialect.name == "postgresql":  # one migrating process at a time
-            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7315046)")
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    engine = _migration_engine(url)
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":  # one migrating process at a time
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7315046)")
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    finally:
+        engine.dispose()
+
+
+def _migration_engine(url: str) -> Engine:
+    """An engine whose transactions cover DDL too, so a failed migration leaves nothing behind.
+
+    Python's sqlite3 driver runs DDL outside any transaction and SQLite rebuilds a table to change
+    it, which enforced foreign keys would forbid: migrations on SQLite get connections without
+    the driver's own transaction handling, an explicit BEGIN, and foreign keys off.
+    """
+    _make_sqlite_folder(url)
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _manual_transactions(dbapi_connection, _record):  # noqa: ANN001
+            dbapi_connection.isolation_level = None
+            dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection):  # noqa: ANN001
+            connection.exec_driver_sql("BEGIN")
+    return engine
 
 
 _migrated: set[str] = set()
