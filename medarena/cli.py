@@ -129,7 +129,8 @@ def _run_with_progress(submission_ids) -> list[int]:
             progress.update(task, completed=done, total=total,
                             description=f"cases (last: {outcome.case} {outcome.state})" if outcome else "cases")
 
-        finished = scheduler.run(_settings(), submission_ids, on_progress=on_progress)
+        finished = scheduler.run(_settings(), submission_ids, on_progress=on_progress,
+                                 on_unschedulable=lambda text: err.print(f"[yellow]{escape(text)}[/yellow]"))
     if finished:
         console.print(f"finished submissions: {', '.join(map(str, finished))}")
     else:

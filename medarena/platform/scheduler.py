@@ -131,7 +131,8 @@ def collect_work(settings: Settings, submission_ids: Iterable[int] | None = None
 
 
 def run(settings: Settings, submission_ids: Iterable[int] | None = None,
-        on_progress: Callable[[int, int, CaseOutcome | None], None] | None = None) -> list[int]:
+        on_progress: Callable[[int, int, CaseOutcome | None], None] | None = None,
+        on_unschedulable: Callable[[str], None] | None = None) -> list[int]:
     """Run every unfinished job of the chosen submissions to its end; return the submissions done.
 
     ``on_progress(done, total, outcome)`` is called once at the start and after each finished job.
@@ -162,13 +163,20 @@ def run(settings: Settings, submission_ids: Iterable[int] | None = None,
 
     def fill() -> None:
         nonlocal done
-        while waiting and sum(p.stage == "run" for p in in_flight.values()) < _slots(waiting[0].resources):
+        while waiting:
+            slots = _slots(waiting[0].resources)
+            if slots == 0:  # the cluster lacks what the phase asks for: leave the job queued
+                unschedulable.append(waiting.pop(0))
+                continue
+            if sum(p.stage == "run" for p in in_flight.values()) >= slots:
+                break
             item = waiting.pop(0)
             if _cancelled(settings, item.submission_id):
                 done += 1
                 continue
             in_flight[dispatch(item)] = item
 
+    unschedulable: list[_Pending] = []
     total = len(pending)
     done = 0
     fill()
@@ -198,7 +206,13 @@ def run(settings: Settings, submission_ids: Iterable[int] | None = None,
             on_progress(done, total, outcome)
         if not any(p.submission_id == item.submission_id for p in in_flight.values()):
             _finish_ready(settings, [item.submission_id])
-    return submissions
+    if unschedulable and on_unschedulable:
+        need = unschedulable[0].resources
+        on_unschedulable(f"{len(unschedulable)} case(s) stay queued: they need {need['num_cpus']:g} CPU and "
+                         f"{need['num_gpus']:g} GPU each, more than this Ray cluster has "
+                         f"({_describe_cluster()}); they run once such nodes join")
+    with session_scope(settings.database_url) as session:
+        return [sid for sid in submissions if session.get(Submission, sid).state not in UNFINISHED]
 
 
 def _cancelled(settings: Settings, submission_id: int) -> bool:
@@ -224,14 +238,21 @@ def cancel(settings: Settings, submission_id: int) -> int:
 
 
 def _slots(resources: dict) -> int:
-    """How many jobs with these resources the cluster holds at once (at least one)."""
+    """How many jobs with these resources the cluster holds at once (0: not even one)."""
     import ray
 
     total = ray.cluster_resources()
-    fits = [total.get("CPU", 1) / resources["num_cpus"]]
+    fits = [total.get("CPU", 0) / resources["num_cpus"]]
     if resources.get("num_gpus"):
         fits.append(total.get("GPU", 0) / resources["num_gpus"])
-    return max(1, int(min(fits)))
+    return int(min(fits))
+
+
+def _describe_cluster() -> str:
+    import ray
+
+    total = ray.cluster_resources()
+    return f"{total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU in all"
 
 
 def _set_job(settings: Settings, job_id: int, state: str, started: bool = False) -> None:
