@@ -22,7 +22,7 @@ from medarena.evaluators.tasks import CaseError, get_task, jsonable
 from medarena.platform import casestore
 from medarena.platform.challenges import ChallengeDefinition
 from medarena.platform.contract import InvalidOutput, MissingOutput, read_outputs, write_inputs
-from medarena.platform.runner import Limits, RunnerError, run_container
+from medarena.platform.runner import Limits, RunnerError, ensure_image, run_container
 
 LAZY_VOXELS = 256**3  # above this, a segmentation case is evaluated from its zarr chunks
 
@@ -37,6 +37,7 @@ class CaseJob:
     predictions_url: str | None  # None: keep predictions in memory (``medarena try``)
     scratch: str
     submission_id: int | None = None
+    image_archive: str | None = None  # on a cluster: the image in the shared store, for nodes without it
     namespace: str = ""  # tells apart the platforms that share one podman (a hash of the database URL)
 
 
@@ -74,6 +75,8 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
         limits = Limits(**definition.limits.model_dump())
         name = container_name(job)
         try:
+            if job.image_archive:
+                ensure_image(job.image, job.image_archive)
             result = run_container(job.image, workdir / "input", workdir / "output", limits,
                                    gpu_ids=gpu_ids, name=name)
         except RunnerError as exc:  # podman itself failed (a node without the GPU, ...)

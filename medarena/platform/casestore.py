@@ -59,6 +59,14 @@ def open_store(url: str, mode: str = "a") -> zarr.Group:
     return zarr.open_group(url, mode=mode, zarr_format=3, storage_options=options)
 
 
+def exists(url: str) -> bool:
+    """Whether a file exists at a path or fsspec URL."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs.exists(path)
+
+
 def has_case(url: str, case: str) -> bool:
     try:
         return case in open_store(url, mode="r")

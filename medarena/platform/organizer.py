@@ -9,12 +9,12 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
-from medarena.platform import casejob, leaderboard, scheduler
+from medarena.platform import casejob, casestore, leaderboard, scheduler
 from medarena.platform.challenges import ChallengeDefinition, DefinitionError, load_definition
 from medarena.platform.database import Case, Challenge, Phase, Submission, session_scope
 from medarena.platform.errors import NotFound
 from medarena.platform.ingest import IngestError, ingest
-from medarena.platform.runner import load_image
+from medarena.platform.runner import load_image, save_image
 from medarena.platform.settings import Settings
 from medarena.platform.submissions import create_submission, find_phase
 
@@ -97,6 +97,10 @@ def submit(settings: Settings, challenge: str, phase: str, participant: str, ima
     with session_scope(settings.database_url) as session:
         find_phase(session, challenge, phase)  # an unknown phase is reported before loading an image
     ref = load_image(image)
+    if settings.ray_address:  # other nodes load the pinned image from the shared store
+        archive = scheduler.image_archive_url(settings, ref.digest)
+        if not casestore.exists(archive):  # archives are named by digest: one per image
+            save_image(ref.digest, archive)
     with session_scope(settings.database_url) as session:
         submission = create_submission(session, challenge, phase, participant, image, ref.digest, comment)
         return submission.id, ref.digest

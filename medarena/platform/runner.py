@@ -165,6 +165,39 @@ def _load_archive(path: Path) -> ImageRef:
     return next(iter(refs))
 
 
+def save_image(digest: str, destination: str) -> None:
+    """Write the pinned image as a `podman save` archive to ``destination`` (a path or an fsspec
+    URL in the shared store), so that every node of a cluster can load exactly these bits."""
+    import fsspec
+
+    with tempfile.TemporaryDirectory(prefix="medarena-save-") as folder:
+        archive = Path(folder) / "image.tar"
+        result = _podman("save", "-o", str(archive), digest, timeout=1800)
+        if result.returncode != 0:
+            raise RunnerError(f"podman could not save image {digest}: {_last_line(result.stderr)}")
+        with archive.open("rb") as source, fsspec.open(destination, "wb", auto_mkdir=True) as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+
+
+def ensure_image(digest: str, archive: str) -> None:
+    """Make sure this node has the pinned image, loading it from its archive in the shared store
+    when it does not. A missing or wrong archive is the platform's fault: :class:`RunnerError`."""
+    import fsspec
+
+    if digest in _verified_images or _podman("image", "exists", digest).returncode == 0:
+        return
+    with tempfile.TemporaryDirectory(prefix="medarena-fetch-") as folder:
+        local = Path(folder) / "image.tar"
+        try:
+            with fsspec.open(archive, "rb") as source, local.open("wb") as target:
+                shutil.copyfileobj(source, target, 1 << 20)
+        except OSError as exc:
+            raise RunnerError(f"image {digest} is not on this node and its archive cannot be read: {exc}") from None
+        result = _podman("load", "-i", str(local), timeout=1800)
+    if result.returncode != 0 or _podman("image", "exists", digest).returncode != 0:
+        raise RunnerError(f"{archive}: loading it did not give image {digest}")
+
+
 def inspect_image(ref: str, *, source: str | None = None) -> ImageRef:
     """Pin a local image by its ID, checking that it has something to run on this machine."""
     label = f"{source}: image {ref}" if source else f"image {ref}"

@@ -46,6 +46,10 @@ def namespace(settings: Settings) -> str:
     return hashlib.sha256(settings.database_url.encode()).hexdigest()[:8]
 
 
+def image_archive_url(settings: Settings, digest: str) -> str:
+    return store_path(settings.store, "images", f"{digest.removeprefix('sha256:')}.tar")
+
+
 def start_ray(settings: Settings) -> None:
     import ray
 
@@ -100,6 +104,7 @@ def _case_job(settings: Settings, submission: Submission, job: Job, definition: 
                    references_url=references_url(settings, challenge, phase),
                    predictions_url=predictions_url(settings, challenge, phase, submission.id),
                    scratch=str(settings.scratch), submission_id=submission.id,
+                   image_archive=image_archive_url(settings, submission.image_digest) if settings.ray_address else None,
                    namespace=namespace(settings))
 
 
