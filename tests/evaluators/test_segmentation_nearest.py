@@ -73,3 +73,18 @@ def test_empty_sets():
     assert np.all(np.isinf(surface.nearest_distances(points[:, :2], np.zeros((0, 2)))))
     with pytest.raises(ValueError, match="N x 2 or N x 3"):
         nearest_distances(np.ones((3, 4)), np.ones((3, 4)))
+
+
+def test_grid_search_groups_near_and_far_queries():
+    """Nested surfaces (queries answered in groups) with a distant blob among the queries (groups
+    whose radius is too small, then too large, so queries are searched one by one) and back."""
+    z, y, x = np.ogrid[:48, :48, :48]
+    outer = (z - 24) ** 2 + (y - 24) ** 2 + (x - 24) ** 2 <= 20 ** 2
+    inner = (z - 26) ** 2 + (y - 23) ** 2 + (x - 24) ** 2 <= 16.5 ** 2
+    spacing = (1.5, 0.8, 0.8)
+    a, _ = surface.surface_points(outer, spacing, "surfel")
+    b, _ = surface.surface_points(inner, spacing, "surfel")
+    blob = a[::50] * 0.1 + np.array([400.0, 10.0, -30.0])
+    queries = np.concatenate([a[: len(a) // 2], blob, a[len(a) // 2:]])
+    np.testing.assert_array_equal(nearest_distances(queries, b), _kdtree(queries, b))
+    np.testing.assert_array_equal(nearest_distances(b, a), _kdtree(b, a))
