@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import uuid
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -29,8 +30,9 @@ JSON_KINDS = ("json", "boxes", "points", "probability")
 SocketKind = Literal["image", "segmentation", "heat-map", "displacement-field",
                      "json", "boxes", "points", "probability"]
 
-# Image files accepted as outputs, longest suffix first so that ".nii.gz" wins over ".gz".
-OUTPUT_IMAGE_SUFFIXES = (".nii.gz", ".tiff", ".mha", ".mhd", ".tif")
+# Image files accepted as outputs, longest suffix first so that ".nii.gz" wins over ".gz". No
+# ".mhd": its data file is named in the header, so the container could point it at a host file.
+OUTPUT_IMAGE_SUFFIXES = (".nii.gz", ".tiff", ".mha", ".tif")
 
 
 class MissingOutput(ValueError):
@@ -165,6 +167,7 @@ def read_outputs(output_dir: Path, sockets: list[Socket], *,
     (``/output/...``).
     """
     output_dir = Path(output_dir)
+    _check_tree(output_dir)
     results: dict[str, Any] = {}
     for socket in sockets:
         if socket.is_image:
@@ -181,6 +184,20 @@ def _shown(socket: Socket, name: str | None = None) -> str:
     return str(path / name) if name else str(path)
 
 
+def _check_tree(output_dir: Path) -> None:
+    """Refuse links, devices, fifos and sockets anywhere under the output folder: the host reads
+    these files, and a link made in the container would point into the host's file system."""
+    for folder, dirs, files in os.walk(output_dir, followlinks=False):
+        for name in (*dirs, *files):
+            path = os.path.join(folder, name)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+                continue
+            what = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file or folder"
+            shown = PurePosixPath("/output", os.path.relpath(path, output_dir))
+            raise InvalidOutput(f"{shown}: {what}; outputs must be regular files and folders")
+
+
 def _read_json_output(output_dir: Path, socket: Socket) -> Any:
     path = output_dir / socket.relative_path
     where = f"output socket {socket.slug!r}: {_shown(socket)}"
@@ -191,7 +208,15 @@ def _read_json_output(output_dir: Path, socket: Socket) -> Any:
         raise ValueError(f"{name} is not a valid JSON value")
 
     try:
-        return json.loads(path.read_bytes(), parse_constant=reject_constant)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise InvalidOutput(f"{where}: not a regular file")
+            data = file.read()
+    except OSError as exc:
+        raise InvalidOutput(f"{where}: cannot be read ({exc.strerror})") from None
+    try:
+        return json.loads(data, parse_constant=reject_constant)
     except json.JSONDecodeError as exc:
         raise InvalidOutput(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
                             ) from None
@@ -211,9 +236,12 @@ def _read_image_output(output_dir: Path, socket: Socket, expected: Image | None)
         raise MissingOutput(f"{where}: {_shown(socket)}/ missing")
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     images = [n for n in names if _image_suffix(n)]
+    if not images and (mhd := next((n for n in names if n.lower().endswith(".mhd")), None)):
+        raise InvalidOutput(f"{where}: {_shown(socket, mhd)}: .mhd is not accepted (its voxels would be "
+                            f"read from another file); write one .mha instead")
     if not images:
         found = f" (found only: {', '.join(names[:5])})" if names else ""
-        raise MissingOutput(f"{where}: no image file (.mha, .mhd, .tif, .tiff, .nii.gz) in "
+        raise MissingOutput(f"{where}: no image file (.mha, .tif, .tiff, .nii.gz) in "
                             f"{_shown(socket)}/{found}")
     if len(images) > 1:
         raise InvalidOutput(f"{where}: expected exactly one image file in {_shown(socket)}/, "
@@ -222,12 +250,26 @@ def _read_image_output(output_dir: Path, socket: Socket, expected: Image | None)
     where = f"{where}: {_shown(socket, name)}"
     path = folder / name
     try:
+        if name.lower().endswith(".mha"):
+            _check_local_data(path)
         image = read_image(path)
     except (ValueError, RuntimeError, OSError) as exc:
         reason = str(exc).splitlines()[0].removeprefix(f"{path}: ").replace(str(path), _shown(socket, name))
         raise InvalidOutput(f"{where}: {reason[:300]}") from None
     _check_image(where, socket, image, expected)
     return image
+
+
+def _check_local_data(path: Path) -> None:
+    """A MetaImage may keep its voxels in another file (``ElementDataFile = /some/path``), which
+    the host would read: only ``ElementDataFile = LOCAL`` (voxels after the header) is accepted."""
+    with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW)) as file:
+        head = file.read(1 << 20)
+    # the first line naming the field, in any case, must be the header's last, exact field
+    line = next((line for line in head.split(b"\n") if b"elementdatafile" in line.lower()), None)
+    key, _, value = (line or b"").partition(b"=")
+    if key.strip() != b"ElementDataFile" or value.strip().lower() != b"local":
+        raise ValueError("a MetaImage must hold its voxels itself (ElementDataFile = LOCAL)")
 
 
 def _check_image(where: str, socket: Socket, image: Image, expected: Image | None) -> None:

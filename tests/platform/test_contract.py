@@ -5,7 +5,9 @@ from __future__ import annotations
 import filecmp
 import importlib.util
 import json
+import os
 import stat
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from medarena.platform.contract import (
     read_outputs,
     write_inputs,
 )
+from medarena.platform.runner import Limits, podman_env, run_container
 
 REPO = Path(__file__).resolve().parents[2]
 CT = Socket(slug="ct-image", kind="image", relative_path="images/ct")
@@ -144,7 +147,7 @@ def test_read_outputs_returns_images_and_json_values(tmp_path):
     np.testing.assert_array_equal(values["segmentation"].array, mask.array)
 
 
-@pytest.mark.parametrize("name", ["seg.nii.gz", "seg.tif", "seg.mhd"])
+@pytest.mark.parametrize("name", ["seg.nii.gz", "seg.tif", "seg.tiff"])
 def test_read_outputs_accepts_other_image_formats(tmp_path, name):
     image = Image(array=np.ones((6, 7), np.uint8), spacing=(1.0, 1.0))
     put(tmp_path, SEGMENTATION, image, name)
@@ -211,6 +214,88 @@ def test_voxel_values_that_cannot_be_scored_are_invalid(tmp_path, socket, array,
     put(tmp_path, socket, Image(array=array, spacing=(1.0, 1.0, 1.0)))
     with pytest.raises(InvalidOutput, match=reason):
         read_outputs(tmp_path, [socket])
+
+
+# --- outputs that point outside the output folder ----------------------------------------------------
+
+SECRET = "host-secret-4f1c"
+MODE = Socket(slug="mode", kind="json", relative_path="mode.json")
+RESULT = Socket(slug="result", kind="json", relative_path="result.json")
+# each mode makes the container leave outputs that name a host path (baked into the image)
+ESCAPES = {
+    "file-link": 'ln -s "$HOST/secret.json" /output/result.json',
+    "folder-link": 'mkdir -p /output/images && ln -s "$HOST/folder" /output/images/segmentation',
+    "nested-link": 'mkdir -p /output/images/segmentation/deep && ln -s "$HOST/secret.json" '
+                   '/output/images/segmentation/deep/x.mha',
+    "mhd": 'mkdir -p /output/images/segmentation && printf "ObjectType = Image\\nNDims = 3\\n'
+           'DimSize = 2 2 2\\nElementType = MET_UCHAR\\nElementDataFile = $HOST/secret.raw\\n" '
+           '> /output/images/segmentation/seg.mhd',
+    "mha": 'mkdir -p /output/images/segmentation && printf "ObjectType = Image\\nNDims = 3\\n'
+           'DimSize = 2 2 2\\nElementType = MET_UCHAR\\nElementDataFile = $HOST/secret.raw\\n" '
+           '> /output/images/segmentation/seg.mha',
+    "fifo": 'mkfifo /output/result.json',
+}
+
+
+def write_host_secrets(host: Path) -> None:
+    host.mkdir(parents=True, exist_ok=True)
+    (host / "secret.json").write_text(json.dumps({SECRET: SECRET}))
+    (host / "secret.raw").write_bytes(bytes(range(8)))
+    (host / "folder").mkdir(exist_ok=True)
+    (host / "folder" / f"{SECRET}.mha").write_bytes(b"")
+
+
+@pytest.fixture(scope="module")
+def escaping_image(example_images, tmp_path_factory):
+    """A throwaway image that does ESCAPES[mode] (mode read from /input/mode.json), and the host
+    folder whose paths it names."""
+    host = tmp_path_factory.mktemp("host")
+    write_host_secrets(host)
+    context = tmp_path_factory.mktemp("context")
+    cases = "\n".join(f'  \'"{mode}"\') {command} ;;' for mode, command in ESCAPES.items())
+    (context / "escape.sh").write_text(f'#!/bin/sh\nHOST={host}\ncase "$(cat /input/mode.json)" in\n{cases}\nesac\n')
+    (context / "Containerfile").write_text("FROM localhost/medarena-base:bookworm\n"
+                                           "COPY --chmod=755 escape.sh /escape.sh\n"
+                                           'ENTRYPOINT ["/escape.sh"]\n')
+    name = "localhost/medarena-test-escape:latest"
+    built = subprocess.run(["podman", "build", "-q", "-t", name, str(context)], capture_output=True, text=True,
+                           env=podman_env(), timeout=300)
+    assert built.returncode == 0, built.stderr
+    yield name, host
+    subprocess.run(["podman", "rmi", "--force", name], capture_output=True, env=podman_env(), timeout=120)
+
+
+@pytest.mark.podman
+@pytest.mark.parametrize("mode, shown", [
+    ("file-link", "/output/result.json: a symbolic link"),
+    ("folder-link", "/output/images/segmentation: a symbolic link"),
+    ("nested-link", "/output/images/segmentation/deep/x.mha: a symbolic link"),
+    ("mhd", "/output/images/segmentation/seg.mhd: .mhd is not accepted"),
+    ("mha", "/output/images/segmentation/seg.mha: a MetaImage must hold its voxels itself"),
+    ("fifo", "/output/result.json: not a regular file or folder"),
+])
+def test_outputs_naming_host_paths_are_invalid_and_never_read(escaping_image, tmp_path, mode, shown):
+    image, host = escaping_image
+    write_inputs(tmp_path / "input", [MODE], {"mode": mode})
+    result = run_container(image, tmp_path / "input", tmp_path / "output",
+                           Limits(wall_time_seconds=30, memory_mb=256, cpus=1, pids=64))
+    assert result.status == "ok", result
+    with pytest.raises(InvalidOutput) as error:
+        read_outputs(tmp_path / "output", [RESULT, SEGMENTATION] if "link" in mode or mode == "fifo"
+                     else [SEGMENTATION])
+    message = str(error.value)
+    assert message.startswith(shown) or shown in message, message
+    assert "\n" not in message and SECRET not in message and str(host) not in message
+
+
+def test_a_symlinked_output_is_refused_before_it_is_read(tmp_path):
+    secret = tmp_path / "host.json"
+    secret.write_text(json.dumps({SECRET: 1}))
+    (tmp_path / "out").mkdir()
+    os.symlink(secret, tmp_path / "out" / "result.json")
+    with pytest.raises(InvalidOutput, match=r"^/output/result\.json: a symbolic link") as error:
+        read_outputs(tmp_path / "out", [RESULT])
+    assert SECRET not in str(error.value)
 
 
 # --- the examples' pure-NumPy MetaImage module ------------------------------------------------------
