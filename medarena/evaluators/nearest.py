@@ -49,11 +49,12 @@ def nearest_distances(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
     if len(targets) == 0:
         return np.full(len(points), np.inf)
     q, t = _as_3d(points), _as_3d(targets)
-    lo = t.min(axis=0)
-    extent = t.max(axis=0) - lo
+    (q_lo, q_hi), (lo, hi) = _corners(q), _corners(t)
+    extent = hi - lo
     cell = cell_sizes(extent, len(t))
     dims = (np.floor(extent / cell) + 1).astype(np.int64)
-    eps = _CELL_MARGIN * (1.0 + max(float(np.abs(q).max()), float(np.abs(t).max())))
+    largest = max(np.abs(q_lo).max(), np.abs(q_hi).max(), np.abs(lo).max(), np.abs(hi).max())
+    eps = _CELL_MARGIN * (1.0 + float(largest))
     offsets, tz, ty, tx, _ = _bucket(t, lo, 1.0 / cell, dims)
     return _query(q, offsets, tz, ty, tx, lo, cell, dims, eps)
 
@@ -65,6 +66,17 @@ def _as_3d(points: np.ndarray) -> np.ndarray:
     if points.shape[1] == 2:
         points = np.concatenate([np.zeros((len(points), 1)), points], axis=1)
     return np.ascontiguousarray(points)
+
+
+@numba.njit(cache=True)
+def _corners(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The per-axis minimum and maximum of N x 3 points, in one pass over them."""
+    low, high = p[0].copy(), p[0].copy()
+    for i in range(1, p.shape[0]):
+        for k in range(3):
+            low[k] = min(low[k], p[i, k])
+            high[k] = max(high[k], p[i, k])
+    return low, high
 
 
 def cell_sizes(extent: np.ndarray, count: int) -> np.ndarray:

@@ -50,8 +50,11 @@ class SurfaceDistances:
 def bounding_box(*masks: np.ndarray) -> tuple[slice, ...] | None:
     """The smallest box (slices) holding every non-zero voxel of all masks, or None if all are empty.
 
-    The range of axis 0 comes first, so that the other axes are only searched in that slab.
+    The range of axis 0 comes first, so that the other axes are only searched in that slab. Masks
+    already cut to their box (a non-zero voxel on every face) are recognised from their faces.
     """
+    if _touches_every_face(masks):
+        return tuple(slice(0, n) for n in masks[0].shape)
     box: list[slice] = []
     for axis in range(masks[0].ndim):
         others = tuple(a for a in range(masks[0].ndim) if a != axis)
@@ -63,6 +66,19 @@ def bounding_box(*masks: np.ndarray) -> tuple[slice, ...] | None:
             return None
         box.append(slice(int(hits[0]), int(hits[-1]) + 1))
     return tuple(box)
+
+
+def _touches_every_face(masks: Sequence[np.ndarray]) -> bool:
+    """Whether the first and the last slice along every axis hold a non-zero voxel of some mask:
+    then no smaller box holds them all."""
+    if 0 in masks[0].shape:
+        return False
+    for axis in range(masks[0].ndim):
+        for index in (0, -1):
+            face = (slice(None),) * axis + (index,)
+            if not any(np.any(mask[face]) for mask in masks):
+                return False
+    return True
 
 
 def border_voxels(mask: np.ndarray) -> np.ndarray:

@@ -88,3 +88,17 @@ def test_grid_search_groups_near_and_far_queries():
     queries = np.concatenate([a[: len(a) // 2], blob, a[len(a) // 2:]])
     np.testing.assert_array_equal(nearest_distances(queries, b), _kdtree(queries, b))
     np.testing.assert_array_equal(nearest_distances(b, a), _kdtree(b, a))
+
+
+def test_bounding_box_of_cut_and_uncut_masks():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        a = rng.random((9, 7, 8)) < 0.02
+        b = rng.random((9, 7, 8)) < 0.02
+        nonzero = np.argwhere(a | b)
+        expected = None if len(nonzero) == 0 else tuple(
+            slice(int(lo), int(hi) + 1) for lo, hi in zip(nonzero.min(0), nonzero.max(0), strict=True))
+        assert surface.bounding_box(a, b) == expected
+        if expected is not None:
+            assert surface.bounding_box(a[expected], b[expected]) == tuple(slice(0, n) for n in a[expected].shape)
+    assert surface.bounding_box(np.zeros((0, 3), bool)) is None
