@@ -21,6 +21,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from medarena.evaluators.nearest import nearest_distances
@@ -260,10 +261,61 @@ def directed_percentile(distances: np.ndarray, percentile: float, weights: np.nd
         return math.inf
     if weights is None:
         return float(np.percentile(distances, percentile))
-    order = np.lexsort((weights, distances))
-    cumulative = np.cumsum(weights[order]) / np.sum(weights[order])
+    sorted_distances, sorted_weights = sort_pairs(np.asarray(distances, float), np.asarray(weights, float))
+    cumulative = np.cumsum(sorted_weights) / np.sum(sorted_weights)
     index = int(np.searchsorted(cumulative, percentile / 100.0))
-    return float(distances[order][min(index, len(distances) - 1)])
+    return float(sorted_distances[min(index, len(distances) - 1)])
+
+
+_MAX_DISTINCT_PAIRS = 1 << 16
+
+
+def sort_pairs(distances: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (distance, weight) pairs sorted by distance, then weight (as ``np.lexsort``).
+
+    Surface distances and surfel areas take few distinct values (points on one lattice, areas
+    from a table), so the distinct pairs are counted in a hash table, sorted, and repeated by
+    their counts; the result is the same two arrays as indexing with the lexsort order, since
+    equal pairs are equal floats. More than 65 536 distinct pairs, or a NaN: plain lexsort.
+    """
+    counted = _count_pairs(distances + 0.0, weights + 0.0, _MAX_DISTINCT_PAIRS)  # + 0.0: no -0.0
+    if counted is None:
+        order = np.lexsort((weights, distances))
+        return distances[order], weights[order]
+    keys_d, keys_w, counts = counted
+    order = np.lexsort((keys_w, keys_d))
+    return np.repeat(keys_d[order], counts[order]), np.repeat(keys_w[order], counts[order])
+
+
+@numba.njit(cache=True)
+def _count_pairs(
+    distances: np.ndarray, weights: np.ndarray, limit: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Distinct (distance, weight) pairs and their counts (open addressing on the bit patterns),
+    or None when there are more than ``limit`` of them or a NaN."""
+    size = 1 << 10
+    while size < 4 * min(limit, distances.shape[0]):
+        size *= 2
+    bits_d, bits_w = distances.view(np.uint64), weights.view(np.uint64)
+    slot_d, slot_w = np.zeros(size, np.uint64), np.zeros(size, np.uint64)
+    count = np.zeros(size, np.int64)
+    distinct = 0
+    for i in range(distances.shape[0]):
+        if distances[i] != distances[i] or weights[i] != weights[i]:
+            return None
+        a, b = bits_d[i], bits_w[i]
+        h = ((a * np.uint64(0x9E3779B97F4A7C15)) ^ (b * np.uint64(0xC2B2AE3D27D4EB4F))) >> np.uint64(40)
+        j = int(h) & (size - 1)
+        while count[j] != 0 and (slot_d[j] != a or slot_w[j] != b):
+            j = (j + 1) & (size - 1)
+        if count[j] == 0:
+            distinct += 1
+            if distinct > limit:
+                return None
+            slot_d[j], slot_w[j] = a, b
+        count[j] += 1
+    used = np.flatnonzero(count)
+    return slot_d[used].view(np.float64), slot_w[used].view(np.float64), count[used]
 
 
 def hausdorff_from_distances(sd: SurfaceDistances, percentile: float = 100.0, pooled: bool = False) -> float:

@@ -102,3 +102,19 @@ def test_bounding_box_of_cut_and_uncut_masks():
         if expected is not None:
             assert surface.bounding_box(a[expected], b[expected]) == tuple(slice(0, n) for n in a[expected].shape)
     assert surface.bounding_box(np.zeros((0, 3), bool)) is None
+
+
+@pytest.mark.parametrize("count", [0, 1, 7, 5000, 100_000])
+def test_sort_pairs_equals_lexsort(count):
+    """Few distinct pairs (counted), many (lexsort), and NaN (lexsort) give lexsort's arrays."""
+    rng = np.random.default_rng(count)
+    few = (np.sqrt(rng.integers(0, 40, count) * 0.64), rng.integers(1, 5, count) * 0.3)
+    many = (rng.random(count), rng.random(count))
+    cases = [few, many]
+    if count:
+        cases.append((np.where(rng.random(count) < 0.1, np.nan, few[0]), few[1]))
+    for distances, weights in cases:
+        order = np.lexsort((weights, distances))
+        sorted_distances, sorted_weights = surface.sort_pairs(distances, weights)
+        np.testing.assert_array_equal(sorted_distances, distances[order])
+        np.testing.assert_array_equal(sorted_weights, weights[order])
