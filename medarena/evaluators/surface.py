@@ -168,20 +168,59 @@ def _from_upper(rows: np.ndarray) -> np.ndarray:
     return shifted.reshape(rows.shape)
 
 
-def _set_bits(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The set bits of contiguous packed rows as (byte position in memory, bit number), in
-    raster order: only the non-zero bytes are unpacked."""
-    data = rows.reshape(-1).view(np.uint8)
-    byte = np.flatnonzero(data)
-    hit, bit = np.nonzero(np.unpackbits(data[byte][:, None], axis=1, bitorder="little"))
-    return byte[hit], bit.astype(np.uint8)
+@numba.njit(cache=True, inline="always")
+def _popcount(word: np.uint64) -> int:
+    """Number of set bits of a 64-bit word (SWAR)."""
+    word = word - ((word >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    word = (word & np.uint64(0x3333333333333333)) + ((word >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    word = (word + (word >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return int((word * np.uint64(0x0101010101010101)) >> np.uint64(56))
 
 
-def _grid_index(byte: np.ndarray, bit: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """(N x 3) indices of set bits found by :func:`_set_bits` in packed rows of ``shape``."""
-    row, x = np.divmod(byte * 8 + bit, shape[2] * 64)
-    z, y = np.divmod(row, shape[1])
-    return np.stack([z, y, x], 1)
+@numba.njit(cache=True)
+def _set_bit_index(rows: np.ndarray) -> np.ndarray:
+    """(N x 3) indices (row on axis 0, row on axis 1, bit along the row) of the set bits of packed
+    rows (n0 x n1 x words), in raster order; bit x is bit x % 64 of word x // 64."""
+    n0, n1, words = rows.shape
+    count = 0
+    for i in range(n0):
+        for j in range(n1):
+            for w in range(words):
+                count += _popcount(rows[i, j, w])
+    index = np.empty((count, 3), np.int64)
+    k = 0
+    for i in range(n0):
+        for j in range(n1):
+            for w in range(words):
+                word = rows[i, j, w]
+                while word:
+                    low = word & (~word + np.uint64(1))
+                    index[k, 0], index[k, 1], index[k, 2] = i, j, 64 * w + _popcount(low - np.uint64(1))
+                    word ^= low
+                    k += 1
+    return index
+
+
+@numba.njit(cache=True)
+def _corner_codes(q: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """Neighbour codes (as :func:`neighbour_codes`) of corners (c0, c1, x) from the framed packed
+    rows ``q`` of :func:`_packed_rows`: the voxel before the corner along axis 2 is bit x − 1 of
+    the row, the one after bit x; bit −1 is the empty last bit of the row before (or 0)."""
+    n1, words = q.shape[1], q.shape[2]
+    flat = q.reshape(-1)
+    codes = np.empty(corners.shape[0], np.uint8)
+    for k in range(corners.shape[0]):
+        c0, c1, x = corners[k, 0], corners[k, 1], corners[k, 2]
+        code = 0
+        for dz in range(2):
+            for dy in range(2):
+                first = ((c0 + dz) * n1 + c1 + dy) * words * 64 + x - 1
+                for dx in range(2):
+                    bit = first + dx
+                    if bit >= 0 and (flat[bit >> 6] >> np.uint64(bit & 63)) & np.uint64(1):
+                        code |= 1 << (7 - (4 * dz + 2 * dy + dx))
+        codes[k] = code
+    return codes
 
 
 def _border_index_3d(mask: np.ndarray) -> np.ndarray:
@@ -191,8 +230,7 @@ def _border_index_3d(mask: np.ndarray) -> np.ndarray:
     centre = q[1:-1, 1:-1]
     interior = centre & q[:-2, 1:-1] & q[2:, 1:-1] & q[1:-1, :-2] & q[1:-1, 2:]
     interior &= _from_lower(centre) & _from_upper(centre)
-    border = centre & ~interior
-    return _grid_index(*_set_bits(border), border.shape)
+    return _set_bit_index(np.ascontiguousarray(centre & ~interior))
 
 
 def _surfel_index_3d(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -203,19 +241,11 @@ def _surfel_index_3d(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     packed rows, first over the four rows around the corner, then over the voxels x − 1 and x.
     """
     q = _packed_rows(mask)
-    n0, n1 = q.shape[0] - 1, q.shape[1] - 1  # corners per axis
     any4 = q[:-1, :-1] | q[:-1, 1:] | q[1:, :-1] | q[1:, 1:]  # corner row (c0, c1): voxel rows c - 1, c
     all4 = q[:-1, :-1] & q[:-1, 1:] & q[1:, :-1] & q[1:, 1:]
     mixed = (any4 | _from_lower(any4)) & ~(all4 & _from_lower(all4))
-    byte, bit = _set_bits(mixed)
-    code = np.zeros(len(byte), np.uint8)
-    for dz in (0, 1):
-        for dy in (0, 1):
-            rows = np.ascontiguousarray(q[dz:dz + n0, dy:dy + n1])
-            for dx, plane in ((0, _from_lower(rows)), (1, rows)):
-                voxel = (plane.reshape(-1).view(np.uint8)[byte] >> bit) & np.uint8(1)
-                code |= voxel << np.uint8(7 - (4 * dz + 2 * dy + dx))
-    return _grid_index(byte, bit, mixed.shape), code
+    corners = _set_bit_index(np.ascontiguousarray(mixed))
+    return corners, _corner_codes(q, corners)
 
 
 def surface_distances(
