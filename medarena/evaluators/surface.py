@@ -51,22 +51,47 @@ class SurfaceDistances:
 def bounding_box(*masks: np.ndarray) -> tuple[slice, ...] | None:
     """The smallest box (slices) holding every non-zero voxel of all masks, or None if all are empty.
 
-    The range of axis 0 comes first, so that the other axes are only searched in that slab. Masks
-    already cut to their box (a non-zero voxel on every face) are recognised from their faces.
+    The range of axis 0 comes first; the other axes are then found in the union of the masks'
+    slices in that range, collapsed along axis 0. Masks already cut to their box (a non-zero voxel
+    on every face) are recognised from their faces.
     """
+    masks = tuple(np.asarray(mask) for mask in masks)
     if _touches_every_face(masks):
         return tuple(slice(0, n) for n in masks[0].shape)
-    box: list[slice] = []
-    for axis in range(masks[0].ndim):
-        others = tuple(a for a in range(masks[0].ndim) if a != axis)
-        profile = np.zeros(masks[0].shape[axis], bool)
-        for mask in masks:
-            profile |= np.any(mask[box[0]] if box else mask, axis=others)
-        hits = np.flatnonzero(profile)
-        if hits.size == 0:
-            return None
-        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
-    return tuple(box)
+    profile = np.zeros(masks[0].shape[0], bool)
+    for mask in masks:
+        profile |= _any_per_slice(mask)
+    hits = np.flatnonzero(profile)
+    if hits.size == 0:
+        return None
+    first = slice(int(hits[0]), int(hits[-1]) + 1)
+    if masks[0].ndim == 1:
+        return (first,)
+    plane = np.zeros(masks[0].shape[1:], bool)
+    for mask in masks:
+        plane |= _any_along_axis0(mask[first])
+    return (first, *bounding_box(plane))
+
+
+def _bytes_tell_nonzero(mask: np.ndarray) -> bool:
+    """Whether an element is non-zero exactly when one of its bytes is (bool and integers)."""
+    return mask.dtype.kind in "biu"
+
+
+def _any_per_slice(mask: np.ndarray) -> np.ndarray:
+    """Whether each slice along axis 0 holds a non-zero voxel; contiguous bool or integer masks are
+    read 8 bytes at a time."""
+    row = mask[0].nbytes if len(mask) else 0
+    if _bytes_tell_nonzero(mask) and mask.flags.c_contiguous and row and row % 8 == 0:
+        return mask.reshape(len(mask), -1).view(np.uint8).view(np.uint64).max(axis=1) > 0
+    return np.any(mask, axis=tuple(range(1, mask.ndim)))
+
+
+def _any_along_axis0(mask: np.ndarray) -> np.ndarray:
+    """Whether each line along axis 0 holds a non-zero voxel (the maximum over the slices)."""
+    if mask.dtype == bool:
+        return mask.view(np.uint8).max(axis=0) > 0
+    return np.any(mask, axis=0)
 
 
 def _touches_every_face(masks: Sequence[np.ndarray]) -> bool:

@@ -90,15 +90,22 @@ def test_grid_search_groups_near_and_far_queries():
     np.testing.assert_array_equal(nearest_distances(b, a), _kdtree(b, a))
 
 
+def _box_of(mask: np.ndarray) -> tuple[slice, ...] | None:
+    nonzero = np.argwhere(mask)
+    if len(nonzero) == 0:
+        return None
+    return tuple(slice(int(lo), int(hi) + 1) for lo, hi in zip(nonzero.min(0), nonzero.max(0), strict=True))
+
+
 def test_bounding_box_of_cut_and_uncut_masks():
     rng = np.random.default_rng(3)
     for _ in range(20):
         a = rng.random((9, 7, 8)) < 0.02
         b = rng.random((9, 7, 8)) < 0.02
-        nonzero = np.argwhere(a | b)
-        expected = None if len(nonzero) == 0 else tuple(
-            slice(int(lo), int(hi) + 1) for lo, hi in zip(nonzero.min(0), nonzero.max(0), strict=True))
+        expected = _box_of(a | b)
         assert surface.bounding_box(a, b) == expected
+        assert surface.bounding_box(a.astype(np.uint8), b[:, ::-1][:, ::-1]) == expected  # integers, strided
+        assert surface.bounding_box(a[:, 3], b[:, 3]) == _box_of(a[:, 3] | b[:, 3])
         if expected is not None:
             assert surface.bounding_box(a[expected], b[expected]) == tuple(slice(0, n) for n in a[expected].shape)
     assert surface.bounding_box(np.zeros((0, 3), bool)) is None
