@@ -16,7 +16,7 @@ import stat
 import uuid
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -33,6 +33,10 @@ SocketKind = Literal["image", "segmentation", "heat-map", "displacement-field",
 # Image files accepted as outputs, longest suffix first so that ".nii.gz" wins over ".gz". No
 # ".mhd": its data file is named in the header, so the container could point it at a host file.
 OUTPUT_IMAGE_SUFFIXES = (".nii.gz", ".tiff", ".mha", ".tif")
+_IMAGE_IO = {".nii.gz": "NiftiImageIO", ".tiff": "TIFFImageIO", ".mha": "MetaImageIO", ".tif": "TIFFImageIO"}
+# Generous bounds: a small compressed file can declare a grid that would exhaust the worker's memory.
+MAX_OUTPUT_VOXELS = 2**31  # an image output without an expected grid
+MAX_OUTPUT_BYTES = 16 * 2**30  # any output file
 
 
 class MissingOutput(ValueError):
@@ -190,11 +194,13 @@ def _check_tree(output_dir: Path) -> None:
     for folder, dirs, files in os.walk(output_dir, followlinks=False):
         for name in (*dirs, *files):
             path = os.path.join(folder, name)
-            mode = os.lstat(path).st_mode
-            if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
-                continue
-            what = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file or folder"
+            info = os.lstat(path)
             shown = PurePosixPath("/output", os.path.relpath(path, output_dir))
+            if stat.S_ISREG(info.st_mode) and info.st_size > MAX_OUTPUT_BYTES:
+                raise InvalidOutput(f"{shown}: {info.st_size} bytes, more than the {MAX_OUTPUT_BYTES} accepted")
+            if stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode):
+                continue
+            what = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a regular file or folder"
             raise InvalidOutput(f"{shown}: {what}; outputs must be regular files and folders")
 
 
@@ -252,11 +258,14 @@ def _read_image_output(output_dir: Path, socket: Socket, expected: Image | None)
     try:
         if name.lower().endswith(".mha"):
             _check_local_data(path)
+        _check_header(where, socket, _read_header(path), expected)  # before any voxel is read
         image = read_image(path)
+    except InvalidOutput:
+        raise
     except (ValueError, RuntimeError, OSError) as exc:
         reason = str(exc).splitlines()[0].removeprefix(f"{path}: ").replace(str(path), _shown(socket, name))
         raise InvalidOutput(f"{where}: {reason[:300]}") from None
-    _check_image(where, socket, image, expected)
+    _check_values(where, socket, image)
     return image
 
 
@@ -272,15 +281,53 @@ def _check_local_data(path: Path) -> None:
         raise ValueError("a MetaImage must hold its voxels itself (ElementDataFile = LOCAL)")
 
 
-def _check_image(where: str, socket: Socket, image: Image, expected: Image | None) -> None:
-    array = image.array
-    components = array.shape[image.ndim:]
+class _Header(NamedTuple):
+    shape: tuple[int, ...]  # array order, as Image.shape
+    spacing: tuple[float, ...]  # array order
+    origin: tuple[float, ...]
+    direction: tuple[float, ...]
+    components: int
+
+
+def _read_header(path: Path) -> _Header:
+    reader = sitk.ImageFileReader()
+    reader.SetImageIO(_IMAGE_IO[_image_suffix(path.name) or ""])
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise ValueError(f"cannot read image ({lines[-1] if lines else 'unknown error'})") from None
+    return _Header(tuple(reversed(reader.GetSize())), tuple(reversed(reader.GetSpacing())), reader.GetOrigin(),
+                   reader.GetDirection(), reader.GetNumberOfComponents())
+
+
+def _check_header(where: str, socket: Socket, header: _Header, expected: Image | None) -> None:
+    ndim, components = len(header.shape), header.components
+    if ndim not in (2, 3):
+        raise InvalidOutput(f"{where}: a {ndim}D image; only 2D and 3D images are supported")
     if socket.kind == "displacement-field":
-        if components != (image.ndim,):
-            raise InvalidOutput(f"{where}: a displacement field needs {image.ndim} components per voxel, "
-                                f"found {components[0] if components else 1}")
-    elif components:
-        raise InvalidOutput(f"{where}: expected a scalar image, found {components[0]} components per voxel")
+        if components != ndim:
+            raise InvalidOutput(f"{where}: a displacement field needs {ndim} components per voxel, "
+                                f"found {components}")
+    elif components != 1:
+        raise InvalidOutput(f"{where}: expected a scalar image, found {components} components per voxel")
+    if expected is None:
+        if math.prod(header.shape) > MAX_OUTPUT_VOXELS:
+            raise InvalidOutput(f"{where}: shape {_fmt(header.shape)} has more than the "
+                                f"{MAX_OUTPUT_VOXELS} voxels accepted")
+        return
+    grids = (("shape", header.shape, expected.shape), ("spacing", header.spacing, expected.spacing),
+             ("origin", header.origin, expected.origin), ("direction", header.direction, expected.direction))
+    # the tolerance of Image.same_geometry
+    if header.shape != expected.shape or not all(np.allclose(got, want, atol=1e-4) for _, got, want in grids[1:]):
+        differences = [f"{label} {_fmt(got)} instead of {_fmt(want)}" for label, got, want in grids
+                       if not _close(got, want)]
+        raise InvalidOutput(f"{where}: not on the input's grid: {'; '.join(differences)}")
+
+
+def _check_values(where: str, socket: Socket, image: Image) -> None:
+    array = image.array
     if array.dtype.kind == "c":
         raise InvalidOutput(f"{where}: complex voxel values are not supported")
     if array.dtype.kind == "f" and not np.isfinite(array).all():
@@ -290,16 +337,6 @@ def _check_image(where: str, socket: Socket, image: Image, expected: Image | Non
             raise InvalidOutput(f"{where}: a segmentation must hold integer labels, found fractional values")
         if array.size and array.min() < 0:
             raise InvalidOutput(f"{where}: a segmentation must hold labels >= 0, found {array.min()}")
-    if expected is not None and not image.same_geometry(expected):
-        differences = [
-            f"{label} {_fmt(got)} instead of {_fmt(want)}"
-            for label, got, want in (("shape", image.shape, expected.shape),
-                                     ("spacing", image.spacing, expected.spacing),
-                                     ("origin", image.origin, expected.origin),
-                                     ("direction", image.direction, expected.direction))
-            if not _close(got, want)
-        ]
-        raise InvalidOutput(f"{where}: not on the input's grid: {'; '.join(differences)}")
 
 
 def _close(a: tuple, b: tuple) -> bool:

@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import subprocess
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +215,37 @@ def test_voxel_values_that_cannot_be_scored_are_invalid(tmp_path, socket, array,
     put(tmp_path, socket, Image(array=array, spacing=(1.0, 1.0, 1.0)))
     with pytest.raises(InvalidOutput, match=reason):
         read_outputs(tmp_path, [socket])
+
+
+def huge_compressed_mha(path: Path) -> None:
+    """A 4000^3 header with a few compressed bytes: loading it would need 64 GB."""
+    data = zlib.compress(b"\0" * 1024)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"ObjectType = Image\nNDims = 3\nDimSize = 4000 4000 4000\nElementType = MET_UCHAR\n"
+                     b"CompressedData = True\nCompressedDataSize = %d\nElementDataFile = LOCAL\n" % len(data)
+                     + data)
+
+
+@pytest.mark.parametrize("with_grid, reason", [
+    (False, r"shape \(4000, 4000, 4000\) has more than the 2147483648 voxels accepted"),
+    (True, r"not on the input's grid: shape \(4000, 4000, 4000\) instead of \(4, 5, 6\)"),
+])
+def test_a_huge_declared_grid_is_refused_from_the_header_alone(tmp_path, monkeypatch, with_grid, reason):
+    huge_compressed_mha(tmp_path / "images" / "segmentation" / "seg.mha")
+
+    def no_voxels(path, **kwargs):
+        raise AssertionError("the voxels were read")
+
+    monkeypatch.setattr("medarena.platform.contract.read_image", no_voxels)
+    with pytest.raises(InvalidOutput, match=reason):
+        read_outputs(tmp_path, [SEGMENTATION], expected_geometry=ct() if with_grid else None)
+
+
+def test_an_output_file_over_the_size_limit_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr("medarena.platform.contract.MAX_OUTPUT_BYTES", 100)
+    (tmp_path / "fixed-landmarks.json").write_text(json.dumps([[1.0, 2.0, 3.0]] * 20))
+    with pytest.raises(InvalidOutput, match=r"^/output/fixed-landmarks\.json: \d+ bytes, more than the 100 accepted"):
+        read_outputs(tmp_path, [LANDMARKS])
 
 
 # --- outputs that point outside the output folder ----------------------------------------------------
