@@ -57,7 +57,11 @@ def scan(source: Path, sockets: list[Socket]) -> dict[str, dict[str, Path]]:
         if not items:
             raise IngestError(f"{folder}: empty folder for socket {socket.slug!r}")
         for item in items:
-            entries.setdefault(case_name(item), {})[socket.slug] = item
+            case = entries.setdefault(case_name(item), {})
+            if socket.slug in case:
+                raise IngestError(f"{folder}: two files for case {case_name(item)!r}: "
+                                  f"{case[socket.slug].name} and {item.name}")
+            case[socket.slug] = item
     for case, found in entries.items():
         missing = [s.slug for s in sockets if s.slug not in found]
         if missing:

@@ -132,6 +132,8 @@ def test_geometry_mismatch_is_refused_and_nothing_is_written(toy, tmp_path):
     (lambda src: [p.unlink() for p in (src / "scan").iterdir()], "empty folder for socket 'scan'"),
     (lambda src: (src / "scan" / "case0.nii.gz").unlink(), "case 'case0': no file for socket(s) scan"),
     (lambda src: (src / "scan" / "case1.nii.gz").write_bytes(b"not an image"), "case1.nii.gz: cannot read image"),
+    (lambda src: sitk.WriteImage(to_sitk(cube_case(1)[0]), str(src / "scan" / "case1.mha")),
+     "/scan: two files for case 'case1': case1.mha and case1.nii.gz"),
 ])
 def test_bad_sources_get_one_line_errors(toy, tmp_path, damage, message):
     source = write_source(tmp_path / "src", n=2)
