@@ -182,6 +182,10 @@ def load_definition(path: Path) -> ChallengeDefinition:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise DefinitionError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise DefinitionError(f"{path}: cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise DefinitionError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""

@@ -4,7 +4,7 @@ from medarena.evaluators.tasks import CaseError
 from medarena.platform.challenges import DefinitionError
 from medarena.platform.ingest import IngestError
 from medarena.platform.offline import EvaluationSetupError
-from medarena.platform.runner import ImageError
+from medarena.platform.runner import ImageError, RunnerError
 from medarena.platform.submissions import SubmissionError
 
 
@@ -12,8 +12,9 @@ class NotFound(LookupError):
     """An id or slug that does not exist."""
 
 
-USER_ERRORS = (DefinitionError, IngestError, SubmissionError, ImageError, EvaluationSetupError, CaseError,
-               NotFound, FileNotFoundError)
+# RunnerError: podman missing or failing, which the person at the command line has to fix
+USER_ERRORS = (DefinitionError, IngestError, SubmissionError, ImageError, RunnerError, EvaluationSetupError,
+               CaseError, NotFound, FileNotFoundError)
 try:
     from medarena.evaluators.ranking import RankingError
 

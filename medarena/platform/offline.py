@@ -26,7 +26,10 @@ class EvaluationSetupError(ValueError):
 
 def build_settings(task_name: str, config: dict[str, Any], options: dict[str, Any]):
     """Validate the config file's settings overlaid with the command-line options."""
-    task = get_task(task_name)
+    try:
+        task = get_task(task_name)
+    except ValueError as exc:
+        raise EvaluationSetupError(str(exc)) from None
     fields = task.Settings.model_fields
     merged = dict(config)
     for key, value in options.items():
@@ -54,7 +57,10 @@ def evaluate_files(task_name: str, reference: Path, prediction: Path, settings,
     for path, side in ((reference, "reference"), (prediction, "prediction")):
         if not Path(path).exists():
             raise EvaluationSetupError(f"{path}: the {side} path does not exist")
-    pairs = loader.pair_cases(Path(reference), Path(prediction))
+    try:
+        pairs = loader.pair_cases(Path(reference), Path(prediction))
+    except (ValueError, OSError) as exc:  # the loaders name the folder and the case
+        raise EvaluationSetupError(_one_line(exc)) from None
     if not pairs:
         raise EvaluationSetupError(f"{reference}: no reference cases found")
     rows: list[dict[str, Any]] = []
