@@ -271,8 +271,10 @@ def evaluate(
     if config:
         try:
             base = yaml.safe_load(config.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise EvaluationSetupError(f"{config}: cannot read settings ({exc})") from None
+        if not isinstance(base, dict):
+            raise EvaluationSetupError(f"{config}: expected a mapping of settings, found {type(base).__name__}")
     options = {"labels": _parse_labels(labels) if labels else None,
                "metrics": [m.strip() for m in metrics.split(",")] if metrics else None,
                "convention": convention, "iou_threshold": iou, "score_threshold": score_threshold}
