@@ -10,12 +10,6 @@ command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || need+=(debo
 command -v chromium >/dev/null || need+=(chromium chromium-driver)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
-# podman's --userns=auto needs a range of host IDs for the user "containers" (rootful podman)
-if [ "$(id -u)" -eq 0 ]; then
-  for f in /etc/subuid /etc/subgid; do
-    grep -q '^containers:' "$f" 2>/dev/null || echo "containers:2147483647:2147483648" >> "$f"
-  done
-fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "medarena: missing system packages: ${need[*]} (run as root, or install them with apt)" >&2

@@ -119,6 +119,10 @@ def run(submission: Annotated[list[int] | None, typer.Option("--submission", "-s
     _run_with_progress(submission)
 
 
+def _notice(text: str) -> None:
+    err.print(f"[yellow]{escape(text)}[/yellow]")
+
+
 def _run_with_progress(submission_ids) -> list[int]:
     from medarena.platform import scheduler
 
@@ -130,7 +134,7 @@ def _run_with_progress(submission_ids) -> list[int]:
                             description=f"cases (last: {outcome.case} {outcome.state})" if outcome else "cases")
 
         finished = scheduler.run(_settings(), submission_ids, on_progress=on_progress,
-                                 on_unschedulable=lambda text: err.print(f"[yellow]{escape(text)}[/yellow]"))
+                                 on_notice=_notice)
     if finished:
         console.print(f"finished submissions: {', '.join(map(str, finished))}")
     else:
@@ -156,7 +160,7 @@ def reevaluate(submission: Annotated[list[int], typer.Argument()]):
     """Score stored predictions again with the current recipe (no algorithm runs again)."""
     from medarena.platform import scheduler
 
-    scheduler.reevaluate(_settings(), submission)
+    scheduler.reevaluate(_settings(), submission, on_notice=_notice)
     console.print(f"re-evaluated submissions {', '.join(map(str, submission))}")
 
 

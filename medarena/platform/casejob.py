@@ -9,7 +9,6 @@ runs them in-process.
 
 from __future__ import annotations
 
-import glob
 import platform as _platform
 import shutil
 import traceback
@@ -37,6 +36,7 @@ class CaseJob:
     predictions_url: str | None  # None: keep predictions in memory (``medarena try``)
     scratch: str
     submission_id: int | None = None
+    job_id: int | None = None  # None for ``medarena try``
     image_archive: str | None = None  # on a cluster: the image in the shared store, for nodes without it
     namespace: str = ""  # tells apart the platforms that share one podman (a hash of the database URL)
 
@@ -55,14 +55,16 @@ class CaseOutcome:
     notes: list[str] = field(default_factory=list)
     node: str = field(default_factory=_platform.node)
     platform_error: bool = False  # not the participant's fault: retried, never charged
+    platform_log: str = ""  # for the organizer only: what failed, with the traceback
     predictions: dict[str, Any] | None = None
 
 
 def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
     definition = ChallengeDefinition.model_validate(job.definition)
-    workdir = Path(job.scratch) / f"{job.submission_id or 'try'}-{job.case}-{uuid.uuid4().hex[:8]}"
-    if job.submission_id is not None:  # the folder of an earlier attempt whose worker or node was lost
-        for stale in Path(job.scratch).glob(glob.escape(f"{job.submission_id}-{job.case}-") + "?" * 8):
+    prefix = f"j{job.job_id}-" if job.job_id is not None else "try-"
+    workdir = Path(job.scratch) / f"{prefix}{uuid.uuid4().hex[:8]}"
+    if job.job_id is not None:  # the folder of an earlier attempt whose worker or node was lost
+        for stale in Path(job.scratch).glob(prefix + "?" * 8):
             shutil.rmtree(stale, ignore_errors=True)
     try:
         try:
@@ -85,7 +87,7 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
                               stderr_tail=result.stderr_tail, runtime_seconds=result.runtime_seconds)
         if result.status != "ok":
             outcome.reason = result.status
-            outcome.detail = _describe_failure(result, limits)
+            outcome.detail = _describe_failure(result)
             return outcome
         try:
             grids = {s.slug: values[s.same_grid_as] for s in definition.interface.outputs if s.same_grid_as}
@@ -142,33 +144,23 @@ def evaluate_case(job: CaseJob, predictions: dict[str, Any] | None = None) -> Ca
 
 
 def container_name(job: CaseJob) -> str:
-    """Fixed per (submission, case), so a restarted scheduler finds and removes a leftover."""
-    if job.submission_id is None:
-        return f"medarena-try-{_safe(job.case)}-{uuid.uuid4().hex[:8]}"
-    return f"medarena-{job.namespace}-s{job.submission_id}-{_safe(job.case)}"
+    """Fixed per job, so a restarted scheduler finds and removes a leftover; made of the job's id,
+    never of the case name (which may hold any character)."""
+    if job.job_id is None:
+        return f"medarena-try-{uuid.uuid4().hex[:12]}"
+    return f"medarena-{job.namespace}-j{job.job_id}"
 
 
-def _describe_failure(result, limits: Limits) -> str:
+def _describe_failure(result) -> str:
     if result.status == "exit_code":
         last = (result.stderr_tail.strip().splitlines() or [""])[-1]
         return f"the algorithm exited with code {result.exit_code}" + (f": {last}" if last else "")
-    if result.message:
-        return result.message
-    if result.status == "timeout":
-        return f"the algorithm ran longer than the wall-time limit of {limits.wall_time_seconds:g} s and was stopped"
-    if result.status == "out_of_memory":
-        return f"the algorithm used more than its memory limit of {limits.memory_mb} MB and was killed"
-    if result.status == "exit_code":
-        last = (result.stderr_tail.strip().splitlines() or [""])[-1]
-        return f"the algorithm exited with code {result.exit_code}" + (f": {last}" if last else "")
-    return result.stderr_tail.strip().splitlines()[-1] if result.stderr_tail.strip() else result.status
+    return result.message or result.status
 
 
 def _platform_error(case: str, doing: str, exc: BaseException) -> CaseOutcome:
+    """A fault of the platform: the participant sees only that, the organizer the traceback."""
     return CaseOutcome(case=case, state="failed", reason="platform_error", platform_error=True,
-                       detail=f"platform error while {doing}: {type(exc).__name__}: {exc}",
-                       stderr_tail=traceback.format_exc()[-2000:])
-
-
-def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)[:40]
+                       detail=f"the platform failed while {doing}; the case will be run again, "
+                              "and this does not count against the submission",
+                       platform_log=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-4000:]}")

@@ -109,6 +109,7 @@ class Job(Base):
     runtime_seconds: Mapped[float | None] = mapped_column(Float)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     pooled: Mapped[Any] = mapped_column(JSON, nullable=True)  # the evaluator's data-set payload
+    platform_log: Mapped[str] = mapped_column(Text, default="")  # organizer only: platform faults
     node: Mapped[str] = mapped_column(String(200), default="")
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -8,7 +8,6 @@ on); faults of the platform (podman missing or failing before the container exis
 
 from __future__ import annotations
 
-import functools
 import gzip
 import json
 import lzma
@@ -227,20 +226,6 @@ def _host_arch() -> str | None:
 # running
 
 
-@functools.cache
-def _private_user_namespaces() -> bool:
-    """Rootful podman gives each container its own range of host IDs when /etc/subuid and
-    /etc/subgid hold one for the user ``containers`` (infra/install-system.sh adds it).
-    Rootless podman already runs in the invoking user's namespace."""
-    if os.geteuid() != 0:
-        return False
-    try:
-        return all(any(line.startswith("containers:") for line in Path(f).read_text().splitlines())
-                   for f in ("/etc/subuid", "/etc/subgid"))
-    except OSError:
-        return False
-
-
 def container_command(image: str, input_dir: Path, output_dir: Path, limits: Limits, *, name: str,
                       gpu_ids: Sequence[str] = ()) -> list[str]:
     """The podman command that runs ``image`` on one case with the contract's isolation."""
@@ -269,9 +254,6 @@ def container_command(image: str, input_dir: Path, output_dir: Path, limits: Lim
         # podman's default ulimits cannot be set on these hosts; explicit ones always can
         "--ulimit=nofile=1024:1024", "--ulimit=nproc=4096:4096",
     ]
-    if _private_user_namespaces():
-        # root in (or an image without USER) never maps to root on the host
-        command.append("--userns=auto")
     for gpu in gpu_ids:
         command += ["--device", f"nvidia.com/gpu={gpu}"]
     command.append(image)

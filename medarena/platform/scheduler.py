@@ -8,10 +8,13 @@ are kept, and jobs left ``running`` or ``evaluating`` by a stopped driver are pi
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,7 +23,7 @@ from medarena.platform import casejob, casestore, leaderboard
 from medarena.platform.casejob import CaseJob, CaseOutcome
 from medarena.platform.casestore import store_path
 from medarena.platform.challenges import ChallengeDefinition
-from medarena.platform.database import Job, MetricValue, Phase, Submission, session_scope, utcnow
+from medarena.platform.database import Job, MetricValue, Phase, Submission, engine_for, session_scope, utcnow
 from medarena.platform.runner import remove_container
 from medarena.platform.settings import Settings
 from medarena.platform.submissions import SubmissionError
@@ -50,11 +53,46 @@ def image_archive_url(settings: Settings, digest: str) -> str:
     return store_path(settings.store, "images", f"{digest.removeprefix('sha256:')}.tar")
 
 
+class SchedulerError(RuntimeError):
+    """The scheduler cannot run (another one runs on this database, a cluster without shared storage)."""
+
+
+@contextmanager
+def exclusive(settings: Settings):
+    """Hold the one-scheduler-per-database lock: a second `medarena run` or `worker` on the same
+    database stops at once instead of running the same jobs twice."""
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///") + ".scheduler-lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise SchedulerError(f"another scheduler is running on this database ({path})") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    with engine_for(url).connect() as connection:  # PostgreSQL: a session-level advisory lock
+        if not connection.exec_driver_sql("SELECT pg_try_advisory_lock(7315047)").scalar():
+            raise SchedulerError("another scheduler is running on this database")
+        try:
+            yield
+        finally:
+            connection.exec_driver_sql("SELECT pg_advisory_unlock(7315047)")
+            connection.commit()
+
+
 def start_ray(settings: Settings) -> None:
     import ray
 
     if ray.is_initialized():
         return
+    if settings.ray_address and not settings.store_is_shared:
+        raise SchedulerError("MEDARENA_RAY_ADDRESS is set but MEDARENA_STORE is not: on a cluster the case "
+                             "store must be storage every node reaches (a shared folder or an s3:// URL)")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     kwargs = dict(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
                   configure_logging=False)
@@ -103,7 +141,7 @@ def _case_job(settings: Settings, submission: Submission, job: Job, definition: 
                    inputs_url=inputs_url(settings, challenge, phase),
                    references_url=references_url(settings, challenge, phase),
                    predictions_url=predictions_url(settings, challenge, phase, submission.id),
-                   scratch=str(settings.scratch), submission_id=submission.id,
+                   scratch=str(settings.scratch), submission_id=submission.id, job_id=job.id,
                    image_archive=image_archive_url(settings, submission.image_digest) if settings.ray_address else None,
                    namespace=namespace(settings))
 
@@ -137,18 +175,24 @@ def collect_work(settings: Settings, submission_ids: Iterable[int] | None = None
 
 def run(settings: Settings, submission_ids: Iterable[int] | None = None,
         on_progress: Callable[[int, int, CaseOutcome | None], None] | None = None,
-        on_unschedulable: Callable[[str], None] | None = None) -> list[int]:
+        on_notice: Callable[[str], None] | None = None) -> list[int]:
     """Run every unfinished job of the chosen submissions to its end; return the submissions done.
+
+    Only one scheduler runs on a database at a time (:func:`exclusive`).
 
     ``on_progress(done, total, outcome)`` is called once at the start and after each finished job.
     """
+    with exclusive(settings):
+        return _run(settings, submission_ids, on_progress, on_notice)
+
+
+def _run(settings: Settings, submission_ids, on_progress, on_notice) -> list[int]:
     import ray
 
     pending = collect_work(settings, submission_ids)
     submissions = sorted({p.submission_id for p in pending})
     if not pending:
-        finished = _finish_ready(settings, submission_ids)
-        return finished
+        return _finish_ready(settings, submission_ids, on_notice)
     start_ray(settings)
     run_remote = ray.remote(max_retries=MAX_PLATFORM_ATTEMPTS, retry_exceptions=False)(_run_on_worker)
     evaluate_remote = ray.remote(max_retries=MAX_PLATFORM_ATTEMPTS, retry_exceptions=False,
@@ -182,6 +226,7 @@ def run(settings: Settings, submission_ids: Iterable[int] | None = None,
             in_flight[dispatch(item)] = item
 
     unschedulable: list[_Pending] = []
+    stuck: list[_Pending] = []  # platform faults beyond this run's retries: they stay queued
     total = len(pending)
     done = 0
     fill()
@@ -197,7 +242,9 @@ def run(settings: Settings, submission_ids: Iterable[int] | None = None,
             outcome = ray.get(ready[0])
         except Exception as exc:  # noqa: BLE001 - a worker or node lost beyond Ray's own retries
             outcome = CaseOutcome(case=item.case_job.case, state="failed", reason="platform_error",
-                                  platform_error=True, detail=f"platform error: {type(exc).__name__}: {exc}")
+                                  platform_error=True, platform_log=f"{type(exc).__name__}: {exc}",
+                                  detail="the platform lost the case's worker; the case will be run again, "
+                                         "and this does not count against the submission")
         retry = _record(settings, item, outcome)
         if outcome.state == "evaluating" and not _cancelled(settings, item.submission_id):
             nxt = _Pending(item.job_id, item.submission_id, item.case_job, "evaluate", item.resources)
@@ -206,16 +253,21 @@ def run(settings: Settings, submission_ids: Iterable[int] | None = None,
         if retry:
             in_flight[dispatch(item)] = item
             continue
+        if outcome.platform_error:
+            stuck.append(item)
         done += 1
         if on_progress:
             on_progress(done, total, outcome)
         if not any(p.submission_id == item.submission_id for p in in_flight.values()):
-            _finish_ready(settings, [item.submission_id])
-    if unschedulable and on_unschedulable:
+            _finish_ready(settings, [item.submission_id], on_notice)
+    if unschedulable and on_notice:
         need = unschedulable[0].resources
-        on_unschedulable(f"{len(unschedulable)} case(s) stay queued: they need {need['num_cpus']:g} CPU and "
-                         f"{need['num_gpus']:g} GPU each, more than this Ray cluster has "
-                         f"({_describe_cluster()}); they run once such nodes join")
+        on_notice(f"{len(unschedulable)} case(s) stay queued: they need {need['num_cpus']:g} CPU and "
+                  f"{need['num_gpus']:g} GPU each, more than this Ray cluster has "
+                  f"({_describe_cluster()}); they run once such nodes join")
+    if stuck and on_notice:
+        on_notice(f"{len(stuck)} case(s) stay queued after {MAX_PLATFORM_ATTEMPTS} platform faults (not counted "
+                  f"against anyone); the organizer sees why in Job.platform_log; `medarena run` tries them again")
     with session_scope(settings.database_url) as session:
         return [sid for sid in submissions if session.get(Submission, sid).state not in UNFINISHED]
 
@@ -275,9 +327,10 @@ def _record(settings: Settings, item: _Pending, outcome: CaseOutcome) -> bool:
         job = session.get(Job, item.job_id)
         if job.state == "cancelled":
             return False
-        if outcome.platform_error and job.attempts < MAX_PLATFORM_ATTEMPTS:
+        if outcome.platform_error:  # never the participant's: the job stays queued
             job.state, job.detail = "queued", outcome.detail
-            return True
+            job.platform_log = outcome.platform_log or outcome.detail
+            return job.attempts < MAX_PLATFORM_ATTEMPTS  # retry now, or in a later run
         job.state = outcome.state
         job.reason, job.detail = outcome.reason, outcome.detail
         if outcome.runtime_seconds is not None:
@@ -302,8 +355,10 @@ def _record(settings: Settings, item: _Pending, outcome: CaseOutcome) -> bool:
         return False
 
 
-def _finish_ready(settings: Settings, submission_ids: Iterable[int] | None) -> list[int]:
-    """Close the submissions whose jobs have all ended: aggregate, pool, and re-rank their phases."""
+def _finish_ready(settings: Settings, submission_ids: Iterable[int] | None,
+                  on_notice: Callable[[str], None] | None = None) -> list[int]:
+    """Close the submissions whose jobs have all ended (aggregates, pooled metrics), then re-rank
+    their phases; a ranking that fails is reported and never keeps a submission open."""
     finished, phases = [], set()
     with session_scope(settings.database_url) as session:
         query = select(Submission).where(Submission.state.in_(UNFINISHED))
@@ -317,9 +372,13 @@ def _finish_ready(settings: Settings, submission_ids: Iterable[int] | None) -> l
             submission.finished_at = utcnow()
             finished.append(submission.id)
             phases.add(submission.phase_id)
-        session.flush()
-        for phase_id in phases:
-            leaderboard.rank_phase(session, session.get(Phase, phase_id))
+    for phase_id in phases:
+        try:
+            with session_scope(settings.database_url) as session:
+                leaderboard.rank_phase(session, session.get(Phase, phase_id))
+        except ValueError as exc:  # RankingError among them: the recipe does not fit the results
+            if on_notice:
+                on_notice(f"the leaderboard was not updated: {exc}")
     return finished
 
 
@@ -330,7 +389,14 @@ def reevaluate(settings: Settings, submission_ids: Iterable[int], **kwargs) -> l
     """
     ids = list(submission_ids)
     with session_scope(settings.database_url) as session:
-        for submission in session.scalars(select(Submission).where(Submission.id.in_(ids))):
+        found = {s.id: s for s in session.scalars(select(Submission).where(Submission.id.in_(ids)))}
+        for sid in ids:
+            if sid not in found:
+                raise SubmissionError(f"no submission {sid}")
+            if found[sid].state not in ("succeeded", "failed"):
+                raise SubmissionError(f"submission {sid} is {found[sid].state}: only ended submissions are "
+                                      "re-evaluated")
+        for submission in found.values():
             for job in submission.jobs:
                 # an output the evaluator rejected is stored too, and may pass a changed recipe
                 if job.state == "succeeded" or (job.reason == "invalid_output"

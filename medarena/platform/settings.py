@@ -13,6 +13,7 @@ class Settings:
     database_url: str
     store: str  # a local folder or an fsspec URL holding the case and prediction stores
     ray_address: str | None
+    store_is_shared: bool = False  # MEDARENA_STORE was given (a cluster needs storage all nodes reach)
 
     @property
     def scratch(self) -> Path:
@@ -26,4 +27,5 @@ def load_settings() -> Settings:
     url = os.environ.get("MEDARENA_DATABASE_URL") or f"sqlite:///{home / 'medarena.db'}"
     store = os.environ.get("MEDARENA_STORE") or str(home / "store")
     ray_address = os.environ.get("MEDARENA_RAY_ADDRESS") or os.environ.get("RAY_ADDRESS")
-    return Settings(home=home, database_url=url, store=store, ray_address=ray_address)
+    return Settings(home=home, database_url=url, store=store, ray_address=ray_address,
+                    store_is_shared=bool(os.environ.get("MEDARENA_STORE")))

@@ -229,7 +229,7 @@ def test_a_phase_asking_for_more_gpus_than_the_cluster_has_stays_queued(home, tm
     organizer.ingest_phase(home, "toy", "test", write_source(tmp_path / "src", n=2))
     sid, _ = organizer.submit(home, "toy", "test", "ann", IMAGE.format("threshold"))
     messages = []
-    assert scheduler.run(home, [sid], on_unschedulable=messages.append) == []  # not finished
+    assert scheduler.run(home, [sid], on_notice=messages.append) == []  # not finished
     assert {j.state for j in _jobs(home, sid).values()} == {"queued"}  # not "running" forever
     assert messages == ["2 case(s) stay queued: they need 1 CPU and 3 GPU each, more than this Ray cluster "
                         "has (2 CPU, 2 GPU in all); they run once such nodes join"]
