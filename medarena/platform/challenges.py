@@ -147,9 +147,14 @@ class ChallengeDefinition(Strict):
             from medarena.evaluators.ranking import RankingRecipe
 
             try:
-                RankingRecipe.model_validate(self.ranking)
+                recipe = RankingRecipe.model_validate(self.ranking)
             except ValidationError as exc:
                 raise ValueError(f"ranking: {_first_error(exc)}") from None
+            scored = ev.settings.get("metrics")
+            for i, item in enumerate(recipe.metrics):
+                if scored and item.metric not in scored:
+                    raise ValueError(f"ranking.metrics.{i}: {item.metric!r} is not among the metrics the "
+                                     f"evaluation computes ({', '.join(scored)})")
         return self
 
     def phase(self, slug: str) -> PhaseDefinition:

@@ -197,7 +197,7 @@ def _migration_engine(url: str) -> Engine:
     the driver's own transaction handling, an explicit BEGIN, and foreign keys off.
     """
     _make_sqlite_folder(url)
-    engine = create_engine(url)
+    engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
         def _manual_transactions(dbapi_connection, _record):  # noqa: ANN001
@@ -205,8 +205,8 @@ def _migration_engine(url: str) -> Engine:
             dbapi_connection.execute("PRAGMA foreign_keys=OFF")
 
         @event.listens_for(engine, "begin")
-        def _begin(connection):  # noqa: ANN001
-            connection.exec_driver_sql("BEGIN")
+        def _begin(connection):  # noqa: ANN001 - IMMEDIATE: two first commands wait, not fail
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
     return engine
 
 

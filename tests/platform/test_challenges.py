@@ -31,6 +31,7 @@ def test_valid_definition_round_trips(tmp_path):
     ({"evaluation": {"task": "segmentation", "settings": {"labelz": {}}}}, "evaluation.settings: labelz"),
     ({"limits": {"memory_mb": -1}}, "limits.memory_mb"),
     ({"ranking": {"method": "coin-flip", "metrics": [{"metric": "dice"}]}}, "ranking: method"),
+    ({"ranking": {"metrics": [{"metric": "nsd@2"}]}}, "ranking.metrics.0: 'nsd@2' is not among the metrics"),
 ])
 def test_bad_definitions_name_the_file_and_field(tmp_path, overrides, message):
     path = write_definition(tmp_path / "bad.yaml", **overrides)
