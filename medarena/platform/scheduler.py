@@ -327,6 +327,8 @@ def _record(settings: Settings, item: _Pending, outcome: CaseOutcome) -> bool:
         job = session.get(Job, item.job_id)
         if job.state == "cancelled":
             return False
+        if item.stage == "run":  # the node that ran (or tried) the algorithm, not the one that evaluated it
+            job.node = outcome.node
         if outcome.platform_error:  # never the participant's: the job stays queued
             job.state, job.detail = "queued", outcome.detail
             job.platform_log = outcome.platform_log or outcome.detail
@@ -335,9 +337,8 @@ def _record(settings: Settings, item: _Pending, outcome: CaseOutcome) -> bool:
         job.reason, job.detail = outcome.reason, outcome.detail
         if outcome.runtime_seconds is not None:
             job.runtime_seconds = outcome.runtime_seconds
-        if item.stage == "run":  # the node that ran the algorithm, not the one that evaluated it
+        if item.stage == "run":
             job.stdout_tail, job.stderr_tail = outcome.stdout_tail, outcome.stderr_tail
-            job.node = outcome.node
         if outcome.state != "evaluating":
             job.finished_at = utcnow()
         if outcome.state == "succeeded":

@@ -138,7 +138,7 @@ def test_a_node_lost_mid_run_is_retried_and_charged_to_no_one(cluster, home, tmp
                    timeout=120)
     _challenge(home, tmp_path, n=4)
     sid, _ = organizer.submit(home, "toy", "test", "ann", SLOW_IMAGE)
-    prefix = f"medarena-{scheduler.namespace(home)}-s{sid}-"
+    prefix = f"medarena-{scheduler.namespace(home)}-j"  # containers are named by job id
     process = _run(home, address)
     victim = _raylets()["node_2"]
     lost: set[str] = set()
@@ -160,9 +160,11 @@ def test_a_node_lost_mid_run_is_retried_and_charged_to_no_one(cluster, home, tmp
     jobs = _jobs(home, sid)
     assert {n: j.state for n, j in jobs.items()} == dict.fromkeys(jobs, "succeeded")
     assert all(j.reason is None for j in jobs.values())
+    lost = {name for name, job in jobs.items() if str(job.id) in lost}
+    assert lost
     for case in lost:  # run again, elsewhere, by Ray or by the platform
         assert _node(jobs[case]) in {nodes["node_1"], nodes["node_3"]}, jobs[case].node
     with session_scope(home.database_url) as session:
         assert session.get(Submission, sid).state == "succeeded"
     assert _containers(home) == []
-    assert not list((home.scratch).glob(f"{sid}-*")), "a scratch folder of the lost run is left"
+    assert not list((home.scratch).glob("j*-*")), "a scratch folder of the lost run is left"

@@ -42,6 +42,7 @@ def test_reevaluate_takes_only_ended_submissions(home, tmp_path):
 def test_first_commands_at_once_on_a_new_database_all_work(tmp_path):
     env = {**os.environ, "MEDARENA_HOME": str(tmp_path / "fresh")}
     processes = [subprocess.Popen([sys.executable, "-m", "medarena.cli", "challenge", "list"], env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
+                 for _ in range(4)]
     results = [p.communicate(timeout=120) for p in processes]
     assert [p.returncode for p in processes] == [0] * 4, [err[-500:] for _, err in results]
