@@ -131,19 +131,21 @@ def test_hd95_in_voxels_and_inf_for_an_empty_warped_label():
     assert learn2reg.label_scores_l2r(fixed, moving, gone, [1])[1][1] == math.inf
 
 
-def test_aggregation_quantiles_by_hand():
+def test_aggregation_as_the_l2r_script_by_hand():
     values = [float(v) for v in range(1, 11)]
     out = learn2reg.aggregate_l2r({"dice": values, "hd95": values, "tre": values + [math.nan]})
     assert out["dice_30"] == pytest.approx(3.7)  # position 0.3 * 9 = 2.7 -> 3 + 0.7
-    assert out["hd95_30"] == pytest.approx(7.3)  # position 0.7 * 9 = 6.3 -> 7 + 0.3
-    assert out["tre_30"] == pytest.approx(7.3) and out["tre_mean"] == 5.5
-    assert out["dice_std"] == pytest.approx(np.sqrt(8.25))
+    # the script's quantile(.3) for every column, lower-is-better ones too (not the worst 30 %)
+    assert out["hd95_30"] == pytest.approx(3.7)
+    assert out["tre_30"] == pytest.approx(3.7) and out["tre_mean"] == 5.5
+    assert out["dice_std"] == pytest.approx(np.sqrt(82.5 / 9))  # pandas' sample std: sum of squares / (n - 1)
+    assert math.isnan(learn2reg.aggregate_l2r({"tre": [2.0]})["tre_std"])
 
 
 def test_score_dataset_pools_the_case_values():
     results = [reg.CaseResult(rows=[], pooled={"l2r_tre": v, "l2r_sdlogj": 0.1}) for v in (1.0, 2.0, 3.0)]
     out = reg.TASK.score_dataset(results, L2R)
-    assert out["tre_mean"] == 2.0 and out["tre_30"] == pytest.approx(2.4)
+    assert out["tre_mean"] == 2.0 and out["tre_30"] == pytest.approx(1.6)  # position 0.3 * 2 = 0.6
     assert out["sdlogj_std"] == pytest.approx(0.0, abs=1e-12)
     assert reg.TASK.score_dataset(results, reg.RegistrationSettings()) == {}
 
