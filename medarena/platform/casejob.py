@@ -21,7 +21,7 @@ from medarena.evaluators.tasks import CaseError, get_task, jsonable
 from medarena.platform import casestore
 from medarena.platform.challenges import ChallengeDefinition
 from medarena.platform.contract import InvalidOutput, MissingOutput, read_outputs, write_inputs
-from medarena.platform.runner import Limits, RunnerError, ensure_image, run_container
+from medarena.platform.runner import RunnerError, ensure_image, run_container
 
 LAZY_VOXELS = 256**3  # above this, a segmentation case is evaluated from its zarr chunks
 
@@ -74,7 +74,7 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
             write_inputs(workdir / "input", definition.interface.inputs, values)
         except Exception as exc:  # noqa: BLE001 - the platform's fault, not the participant's
             return _platform_error(job.case, "exporting the inputs", exc)
-        limits = Limits(**definition.limits.model_dump())
+        limits = definition.limits
         name = container_name(job)
         try:
             if job.image_archive:

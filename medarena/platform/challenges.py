@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from medarena.evaluators.tasks import TASK_MODULES, get_task
 from medarena.platform.contract import Socket
+from medarena.platform.runner import Limits
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
@@ -93,14 +94,6 @@ class Evaluation(Strict):
 
     def task_settings(self):
         return get_task(self.task).Settings.model_validate(self.settings)
-
-
-class Limits(Strict):
-    wall_time_seconds: float = Field(default=300, gt=0)
-    memory_mb: int = Field(default=2048, ge=64)
-    cpus: float = Field(default=1.0, gt=0)
-    pids: int = Field(default=256, ge=16)
-    gpus: int = Field(default=0, ge=0)
 
 
 class ChallengeDefinition(Strict):

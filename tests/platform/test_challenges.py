@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from medarena.cli import app
 from medarena.platform.challenges import DefinitionError, load_definition
-from tests.platform.challenge_data import definition, write_definition
+from tests.platform.challenge_data import write_definition
 
 runner = CliRunner()
 
@@ -68,6 +68,3 @@ def test_cli_create_list_show_and_clean_failure(home, tmp_path):
     missing = runner.invoke(app, ["challenge", "show", "nope"])
     assert missing.exit_code == 1 and "no challenge 'nope'" in missing.output
 
-
-def test_definition_fixture_is_valid():
-    assert definition()["slug"] == "toy"
