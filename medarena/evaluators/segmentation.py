@@ -334,20 +334,27 @@ def _surface_values(region, spacing, specs, convention, tolerance, empty, shape,
         kind = "voxel" if convention in ("default", "pooled") else "surfel"
         a, b, origin = region.cropped()
         sd = surface.surface_distances_in_box(a, b, spacing, kind, origin)
-        for spec in specs:
-            if spec.base == "hd":
-                values[spec.name] = surface.hausdorff_from_distances(sd, spec.parameter,
-                                                                     pooled=convention == "pooled")
-            elif spec.base == "assd":
-                values[spec.name] = surface.assd_from_distances(sd)
-            elif spec.base == "masd":
-                values[spec.name] = surface.masd_from_distances(sd)
-            else:
-                values[spec.name] = surface.nsd_from_distances(sd, _nsd_tau(spec, tolerance))
+        values.update(surface_metric_values(sd, specs, convention, tolerance))
     if lesion_wise is not None:
         for spec in specs:
             if spec.base == "hd" and spec.parameter == 95.0:
                 values[spec.name] = lesion_wise.hd95
+    return values
+
+
+def surface_metric_values(sd, specs: Sequence[MetricSpec], convention: str,
+                          tolerance: float | None) -> dict[str, float]:
+    """hd/hdP, assd, masd and nsd@τ of one label from its two directed distance sets ``sd``."""
+    values: dict[str, float] = {}
+    for spec in specs:
+        if spec.base == "hd":
+            values[spec.name] = surface.hausdorff_from_distances(sd, spec.parameter, pooled=convention == "pooled")
+        elif spec.base == "assd":
+            values[spec.name] = surface.assd_from_distances(sd)
+        elif spec.base == "masd":
+            values[spec.name] = surface.masd_from_distances(sd)
+        else:
+            values[spec.name] = surface.nsd_from_distances(sd, _nsd_tau(spec, tolerance))
     return values
 
 

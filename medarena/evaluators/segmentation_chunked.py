@@ -22,13 +22,13 @@ from medarena.evaluators.segmentation import (
     _count_value,
     _empty_side,
     _empty_surface_value,
-    _nsd_tau,
     _region,
     _tolerance,
     check_convention,
     check_label_map,
     parse_metric,
     resolve_labels,
+    surface_metric_values,
 )
 from medarena.evaluators.surfels import surfel_table
 
@@ -142,17 +142,8 @@ def evaluate_chunked(
                 wb = None if kind == "voxel" else np.concatenate(wb)
                 sd = surface.SurfaceDistances(surface.nearest_distances(pa, pb),
                                               surface.nearest_distances(pb, pa), wa, wb)
-                tau = _tolerance(nsd_tolerance, name)
-                for spec in surface_specs:
-                    if spec.base == "hd":
-                        row[spec.name] = surface.hausdorff_from_distances(sd, spec.parameter,
-                                                                          pooled=convention == "pooled")
-                    elif spec.base == "assd":
-                        row[spec.name] = surface.assd_from_distances(sd)
-                    elif spec.base == "masd":
-                        row[spec.name] = surface.masd_from_distances(sd)
-                    else:
-                        row[spec.name] = surface.nsd_from_distances(sd, _nsd_tau(spec, tau))
+                row.update(surface_metric_values(sd, surface_specs, convention,
+                                                 _tolerance(nsd_tolerance, name)))
         ordered = {spec.name: row[spec.name] for spec in specs}
         if empty:
             ordered["empty"] = empty
