@@ -69,9 +69,10 @@ def default_recipe(definition: ChallengeDefinition, table: pd.DataFrame) -> dict
             "metrics": [{"metric": m, "label": lab or None} for lab, m in present.itertuples(index=False)]}
 
 
-def compute_ranking(session: Session, phase: Phase, recipe: dict[str, Any] | None = None):
-    """The ranking of a phase's finished submissions (the declared recipe unless one is given),
-    from stored metrics only: (ranking table, stability note, parsed recipe, long metric table)."""
+def compute_ranking(session: Session, phase: Phase, overrides: dict[str, Any] | None = None):
+    """The ranking of a phase's finished submissions with its declared recipe (fields of which
+    ``overrides`` may replace, e.g. ``method``), from stored metrics only:
+    (ranking table, stability note, parsed recipe, long metric table)."""
     from medarena.evaluators.ranking import RankingError, RankingRecipe, leaderboard
 
     definition = ChallengeDefinition.model_validate(phase.challenge.definition)
@@ -80,7 +81,8 @@ def compute_ranking(session: Session, phase: Phase, recipe: dict[str, Any] | Non
     if not submissions or table.empty:
         return pd.DataFrame(), None, None, table
     try:
-        parsed = RankingRecipe.model_validate(recipe or definition.ranking or default_recipe(definition, table))
+        recipe = {**(definition.ranking or default_recipe(definition, table)), **(overrides or {})}
+        parsed = RankingRecipe.model_validate(recipe)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise RankingError(f"ranking recipe: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
@@ -92,6 +94,12 @@ def compute_ranking(session: Session, phase: Phase, recipe: dict[str, Any] | Non
 def rank_phase(session: Session, phase: Phase) -> pd.DataFrame:
     """Rank a phase with its declared recipe and replace its leaderboard rows."""
     ranking, _note, parsed, _table = compute_ranking(session, phase)
+    store_ranking(session, phase, ranking, parsed)
+    return ranking
+
+
+def store_ranking(session: Session, phase: Phase, ranking: pd.DataFrame, parsed) -> None:
+    """Replace a phase's leaderboard rows with a ranking computed by :func:`compute_ranking`."""
     session.execute(delete(LeaderboardEntry).where(LeaderboardEntry.phase_id == phase.id))
     by_id = {s.id: s for s in phase.submissions}
     for row in ranking.to_dict("records"):
@@ -101,7 +109,6 @@ def rank_phase(session: Session, phase: Phase) -> pd.DataFrame:
             score=_finite(row.get("score")), rank_low=_finite(row.get("rank_lo")),
             rank_high=_finite(row.get("rank_hi")), columns=leaderboard_columns(submission, parsed, row)))
     session.flush()
-    return ranking
 
 
 def leaderboard_columns(submission: Submission, recipe, ranked: dict[str, Any]) -> dict[str, Any]:

@@ -173,15 +173,13 @@ def rank(settings: Settings, challenge: str, phase: str, method: str | None, boo
     """Rank a phase from stored metrics (the declared recipe, or another method for comparison,
     which leaves the leaderboard as it is) and optionally export the ranking report."""
     with session_scope(settings.database_url) as session:
-        phase_row, definition = find_phase(session, challenge, phase)
-        table = leaderboard.metric_table(session, phase_row)
-        if table.empty:
+        phase_row, _ = find_phase(session, challenge, phase)
+        overrides = {k: v for k, v in (("method", method), ("bootstrap", bootstrap)) if v is not None}
+        ranking, note, parsed, table = leaderboard.compute_ranking(session, phase_row, overrides)
+        if parsed is None:
             raise NotFound(f"phase {challenge}/{phase} has no scored submissions yet")
-        recipe = dict(definition.ranking or leaderboard.default_recipe(definition, table))
-        recipe.update({k: v for k, v in (("method", method), ("bootstrap", bootstrap)) if v is not None})
-        ranking, note, parsed, table = leaderboard.compute_ranking(session, phase_row, recipe)
-        if method is None and bootstrap is None:
-            leaderboard.rank_phase(session, phase_row)
+        if not overrides:  # the declared recipe: this is the leaderboard
+            leaderboard.store_ranking(session, phase_row, ranking, parsed)
         files: list[Path] = []
         if output:
             from medarena.platform.ranking_report import write_report
