@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
-# Builds, without any registry, the base image (Debian with Python and NumPy, by debootstrap) and
-# one image per example algorithm in submissions/. Idempotent: an image is rebuilt only when its
-# build context changed.
+# Builds, without any registry, the base image (the host's own Debian or Ubuntu release with
+# Python and NumPy, by debootstrap from the host's apt mirror) and one image per example algorithm
+# in submissions/. Idempotent: an image is rebuilt only when its build context changed.
+# Every failing step prints the command that failed and the tail of its output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/infra/containers.conf}"
-BASE=localhost/medarena-base:bookworm
+BASE=${MEDARENA_BASE_IMAGE:-localhost/medarena-base:latest}
+source infra/steps.sh
 
 # one build at a time (make images, a test session and a CI step may start together)
 exec 9>"${TMPDIR:-/tmp}/medarena-build-images.lock"
 flock 9
 
 if ! podman image exists "$BASE"; then
-  mirror=$(grep -hoE '^(URIs:|deb) +https?://[^ ]+' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
-           | grep -v security | head -1 | awk '{print $2}')
-  [ -n "$mirror" ] || { echo "medarena: no Debian mirror found in /etc/apt sources" >&2; exit 1; }
+  mirror=$(infra/apt-mirror.sh) || fail "finding the apt mirror" "infra/apt-mirror.sh"
+  suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  [ -n "$suite" ] || fail "finding the release codename" "VERSION_CODENAME in /etc/os-release is empty"
   rootfs=$(mktemp -d)
   trap 'rm -rf "$rootfs"' EXIT
-  echo "medarena: building $BASE from $mirror"
-  debootstrap --variant=minbase --include=python3-minimal,python3-numpy bookworm "$rootfs" "$mirror" >/dev/null
-  tar -C "$rootfs" -c . | podman import --change 'CMD ["python3"]' - "$BASE" >/dev/null
+  components=main
+  case "$mirror" in *ubuntu*) components=main,universe ;; esac
+  echo "medarena: building $BASE ($suite from $mirror)"
+  step "debootstrap of $suite" debootstrap --variant=minbase --components="$components" \
+    --include=python3-minimal,python3-numpy "$suite" "$rootfs" "$mirror"
+  step "importing the base image" bash -c \
+    "tar -C '$rootfs' -c . | podman import --change 'CMD [\"python3\"]' - '$BASE'"
 fi
 
 for ctx in submissions/*/; do
@@ -31,7 +37,8 @@ for ctx in submissions/*/; do
   [ "$have" = "$digest" ] && continue
   echo "medarena: building $image"
   old=$(podman image inspect --format '{{ .Id }}' "$image" 2>/dev/null || true)
-  podman build -q --label "medarena.context=$digest" -t "$image" -f "$ctx/Containerfile" "$ctx" >/dev/null
+  step "building $image" podman build -q --label "medarena.context=$digest" -t "$image" \
+    -f "$ctx/Containerfile" "$ctx"
   # drop the build this one replaces, unless something still uses it
   [ -n "$old" ] && podman rmi "$old" >/dev/null 2>&1 || true
 done

@@ -3,6 +3,8 @@
 # Chromium for the dashboard test), with apt when run as root. Idempotent: does nothing when all
 # are present.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+source infra/steps.sh
 need=()
 command -v podman >/dev/null || need+=(podman)
 command -v runc >/dev/null || [ -x /usr/sbin/runc ] || need+=(runc)
@@ -17,5 +19,6 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "medarena: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq "${need[@]}" uidmap slirp4netns fuse-overlayfs >/dev/null
+step "apt-get update" apt-get update -qq
+step "apt-get install ${need[*]}" apt-get install -y -qq --no-install-recommends \
+  "${need[@]}" uidmap slirp4netns fuse-overlayfs ca-certificates

@@ -286,7 +286,7 @@ def escaping_image(example_images, tmp_path_factory):
     context = tmp_path_factory.mktemp("context")
     cases = "\n".join(f'  \'"{mode}"\') {command} ;;' for mode, command in ESCAPES.items())
     (context / "escape.sh").write_text(f'#!/bin/sh\nHOST={host}\ncase "$(cat /input/mode.json)" in\n{cases}\nesac\n')
-    (context / "Containerfile").write_text("FROM localhost/medarena-base:bookworm\n"
+    (context / "Containerfile").write_text("FROM localhost/medarena-base:latest\n"
                                            "COPY --chmod=755 escape.sh /escape.sh\n"
                                            'ENTRYPOINT ["/escape.sh"]\n')
     name = "localhost/medarena-test-escape:latest"
