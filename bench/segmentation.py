@@ -78,7 +78,7 @@ def run_surface_distance(repeat: int) -> dict:
 
 
 def run_counts(repeat: int) -> dict:
-    from medarena.evaluators.overlap import label_counts
+    from medarena.evaluators.segmentation._overlap import label_counts
 
     rng = np.random.default_rng(0)
     ref = rng.integers(0, 5, (SIZE, SIZE, SIZE), dtype=np.uint8)
@@ -95,7 +95,7 @@ def run_counts(repeat: int) -> dict:
 def run_chunked(folder: str) -> dict:
     import zarr
 
-    from medarena.evaluators.segmentation_chunked import evaluate_chunked
+    from medarena.evaluators.segmentation import evaluate_chunked
 
     n = 1024
     ref = zarr.open_array(os.path.join(folder, "ref.zarr"), mode="r")

@@ -10,8 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from medarena.evaluators.boxes import box_iou
-from medarena.evaluators.detection import TASK, DetectionSettings
+from medarena.evaluators.detection import TASK, DetectionSettings, box_iou
 from medarena.evaluators.tasks import CaseError
 
 pycocotools = pytest.importorskip("pycocotools")

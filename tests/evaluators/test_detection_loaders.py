@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from medarena.evaluators.detection import TASK as DETECTION
-from medarena.evaluators.detection import DetectionSettings
-from medarena.evaluators.detection_formats import Boxes, Points
+from medarena.evaluators.detection import Boxes, DetectionSettings, Points
 from medarena.evaluators.tasks import CaseError
 from medarena.platform.loaders import classification as cls_loader
 from medarena.platform.loaders import detection as det_loader

@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medarena.evaluators.detection import TASK, DetectionSettings
-from medarena.evaluators.detection_curves import cpm, froc_curve
-from medarena.evaluators.detection_formats import parse_detections
+from medarena.evaluators.detection import TASK, DetectionSettings, cpm, froc_curve, parse_detections
 from medarena.evaluators.tasks import CaseError
 
 

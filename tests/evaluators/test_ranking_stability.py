@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from medarena.evaluators import ranking
 from medarena.evaluators.ranking import (
     RankingRecipe,
+    _resampled,
     bootstrap_stability,
     kendall_tau_b,
     leaderboard,
@@ -21,6 +21,7 @@ from medarena.evaluators.ranking import (
     wilcoxon_greater,
     wilcoxon_greater_resampled,
 )
+from medarena.evaluators.ranking._methods import _counts
 
 
 def random_table(n_subs: int, n_cases: int, seed: int, ties: bool = False) -> pd.DataFrame:
@@ -184,14 +185,14 @@ def test_resampled_wilcoxon_equals_scipy_on_each_resample(n_cases):
 @pytest.mark.parametrize("use_holm", [False, True])
 def test_resampled_pvalues_equal_those_of_each_resampled_table(use_holm, monkeypatch):
     """Small chunks of pairs and resamples, so every chunk boundary is crossed."""
-    monkeypatch.setattr(ranking, "_RUNNING_ROW_ELEMENTS", 7)
-    monkeypatch.setattr(ranking, "_MAX_CHUNK_ELEMENTS", 50)
+    monkeypatch.setattr(_resampled, "RUNNING_ROW_ELEMENTS", 7)
+    monkeypatch.setattr(_resampled, "MAX_CHUNK_ELEMENTS", 50)
     rng = np.random.default_rng(4)
     oriented = np.round(rng.normal(0.7, 0.1, size=(6, 24)), 1)
     oriented[3] = oriented[1]  # a pair with no nonzero difference
     oriented[4, :8] = oriented[0, :8]
     idx = rng.integers(0, 24, size=(9, 24))
-    p = resampled_pvalues(oriented, ranking._counts(idx, 24), use_holm)
+    p = resampled_pvalues(oriented, _counts(idx, 24), use_holm)
     for b in range(9):
         assert np.array_equal(p[b], pairwise_pvalues(oriented[:, idx[b]], use_holm), equal_nan=True)
 

@@ -11,7 +11,8 @@ from scipy import ndimage
 
 from medarena.evaluators import registration as reg
 from medarena.evaluators.image import Image
-from medarena.evaluators.jacobian import folding, jacobian_determinant, sdlogj
+from medarena.evaluators.registration import folding, jacobian_determinant, sdlogj
+from medarena.evaluators.registration._fields import field_to_mm, field_to_voxels
 from medarena.evaluators.tasks import CaseError
 
 SHAPE = (12, 14, 16)
@@ -211,8 +212,8 @@ def test_task_voxel_landmarks_and_voxel_field():
     field = smooth_field()
     ref, _ = case(field)
     index_itk = [field.physical_to_index(ref[k])[:, ::-1] for k in ("fixed_landmarks", "moving_landmarks")]
-    u_vox = reg.field_to_voxels(field)
-    np.testing.assert_allclose(reg.field_to_mm(u_vox, field), field.array, atol=1e-12)
+    u_vox = field_to_voxels(field)
+    np.testing.assert_allclose(field_to_mm(u_vox, field), field.array, atol=1e-12)
     settings = reg.RegistrationSettings(field_units="voxel", landmark_units="voxel")
     ref_vox = dict(ref, fixed_landmarks=index_itk[0], moving_landmarks=index_itk[1])
     row = reg.TASK.score_case(ref_vox, {"field": Image(u_vox, SPACING, ORIGIN, DIRECTION)}, settings).rows[0]

@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from medarena.evaluators import learn2reg
 from medarena.evaluators import registration as reg
 from medarena.evaluators.image import Image
+from medarena.evaluators.registration import _learn2reg as learn2reg
+from medarena.evaluators.tasks import CaseResult
 
 L2R = reg.RegistrationSettings(convention="l2r", landmark_units="voxel")
 
@@ -143,7 +144,7 @@ def test_aggregation_as_the_l2r_script_by_hand():
 
 
 def test_score_dataset_pools_the_case_values():
-    results = [reg.CaseResult(rows=[], pooled={"l2r_tre": v, "l2r_sdlogj": 0.1}) for v in (1.0, 2.0, 3.0)]
+    results = [CaseResult(rows=[], pooled={"l2r_tre": v, "l2r_sdlogj": 0.1}) for v in (1.0, 2.0, 3.0)]
     out = reg.TASK.score_dataset(results, L2R)
     assert out["tre_mean"] == 2.0 and out["tre_30"] == pytest.approx(1.6)  # position 0.3 * 2 = 0.6
     assert out["sdlogj_std"] == pytest.approx(0.0, abs=1e-12)

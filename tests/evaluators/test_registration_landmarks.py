@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medarena.evaluators.landmarks import (
+from medarena.evaluators.registration import (
     Landmarks,
     pair_landmarks,
     parse_landmarks_csv,

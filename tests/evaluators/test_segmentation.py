@@ -21,10 +21,11 @@ from monai.metrics import (
 )
 from scipy import ndimage
 
-from medarena.evaluators import overlap, surface
-from medarena.evaluators.instances import instance_metrics
+from medarena.evaluators.segmentation import _overlap as overlap
+from medarena.evaluators.segmentation import _surface as surface
 from medarena.evaluators.segmentation import evaluate, parse_metric
-from medarena.evaluators.surfels import surfel_table
+from medarena.evaluators.segmentation._instances import instance_metrics
+from medarena.evaluators.segmentation._surfels import surfel_table
 
 ALL = ["dice", "iou", "sensitivity", "precision", "specificity", "accuracy", "volume_similarity",
        "volume_difference_ml", "hd", "hd95", "assd", "masd", "nsd@1"]
@@ -218,7 +219,7 @@ def test_pooled_convention_matches_medpy(shape, spacing, seed):
 def test_surfel_tables_equal_surface_distance_tables():
     from surface_distance import lookup_tables
 
-    from medarena.evaluators.surfels import surfel_table
+    from medarena.evaluators.segmentation._surfels import surfel_table
 
     for spacing in [(0.7, 1.3, 2.1), (1.0, 1.0, 1.0), (0.8, 0.8, 1.5)]:
         expected = lookup_tables.create_table_neighbour_code_to_surface_area(spacing)

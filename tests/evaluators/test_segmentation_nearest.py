@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from medarena.evaluators import surface
-from medarena.evaluators.nearest import nearest_distances
+from medarena.evaluators.segmentation import _surface as surface
+from medarena.evaluators.segmentation._nearest import nearest_distances
 
 
 def _kdtree(points: np.ndarray, targets: np.ndarray) -> np.ndarray:

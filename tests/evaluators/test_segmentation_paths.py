@@ -10,8 +10,7 @@ import zarr
 from scipy import ndimage
 
 from medarena.evaluators.image import Image
-from medarena.evaluators.segmentation import TASK, evaluate
-from medarena.evaluators.segmentation_chunked import evaluate_chunked
+from medarena.evaluators.segmentation import TASK, evaluate, evaluate_chunked
 from medarena.evaluators.tasks import CaseError
 from medarena.platform.loaders import segmentation as loader
 
@@ -75,6 +74,18 @@ def test_chunked_path_equals_in_memory(tmp_path, convention, shape, spacing):
     for label in expected:
         for metric in metrics:
             assert got[label][metric] == pytest.approx(expected[label][metric], abs=1e-9), (label, metric)
+
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 0.0, 1.0), (1.0, -2.0, 1.0), (1.0, float("nan"), 1.0),
+                                     (1.0, float("inf"), 1.0), (1.0, 1.0)])
+def test_both_paths_refuse_a_bad_spacing(tmp_path, spacing):
+    a, b = _label_maps((12, 10, 9), 2)
+    store = zarr.create_array(str(tmp_path / "a.zarr"), shape=a.shape, chunks=(4, 10, 9), dtype="uint8")
+    store[:] = a
+    for score in (evaluate, evaluate_chunked):
+        with pytest.raises(ValueError, match=r"spacing .* does not fit a 3D image \(one positive, finite value"):
+            score(store[:] if score is evaluate else store, b, spacing=spacing, metrics=["dice", "hd95"])
 
 
 def test_task_rows_and_geometry_errors():

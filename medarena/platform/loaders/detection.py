@@ -13,7 +13,7 @@
   A reference row with an empty ``coordX`` lists a case without any finding; a case absent from a
   prediction CSV has no detections (the file covers the whole data set).
 
-JSON documents are in one of the formats of :mod:`medarena.evaluators.detection_formats`.
+JSON documents are in one of the formats of :func:`medarena.evaluators.detection.parse_detections`.
 Roles: the reference gives ``lesions``, the prediction ``detections``.
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from medarena.evaluators.detection_formats import parse_detections, points_from_rows
+from medarena.evaluators.detection import parse_detections, points_from_rows
 from medarena.evaluators.tasks import CaseError
 
 EXTENSIONS = (".nii.gz", ".json", ".csv", ".nii", ".mha", ".mhd", ".nrrd", ".npy", ".tif", ".tiff", ".png")

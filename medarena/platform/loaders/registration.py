@@ -41,7 +41,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from medarena.evaluators.image import Image
-from medarena.evaluators.landmarks import Landmarks, pair_landmarks, parse_landmarks_csv, parse_landmarks_json
+from medarena.evaluators.registration import Landmarks, pair_landmarks, parse_landmarks_csv, parse_landmarks_json
 from medarena.platform.loaders.images import read_image
 
 IMAGE_EXTENSIONS = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr", ".tif", ".tiff", ".png", ".jpg",

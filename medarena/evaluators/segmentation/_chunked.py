@@ -12,25 +12,26 @@ convention need whole connected components and are not available here.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dask.array as da
 import numpy as np
 
-from medarena.evaluators import overlap, surface
-from medarena.evaluators.segmentation import (
-    _count_value,
-    _empty_side,
-    _empty_surface_value,
-    _region,
-    _tolerance,
-    check_convention,
-    check_label_map,
-    parse_metric,
-    resolve_labels,
+from medarena.evaluators._checks import check_label_map, check_same_shape, check_spacing
+from medarena.evaluators.segmentation import _overlap as overlap
+from medarena.evaluators.segmentation import _surface as surface
+from medarena.evaluators.segmentation._labels import region_mask, resolve_labels
+from medarena.evaluators.segmentation._names import check_convention, parse_metric
+from medarena.evaluators.segmentation._surfels import surfel_table
+from medarena.evaluators.segmentation._values import (
+    count_value,
+    empty_side,
+    empty_surface_value,
     surface_metric_values,
+    tolerance_for,
 )
-from medarena.evaluators.surfels import surfel_table
+
+if TYPE_CHECKING:
+    import dask.array as da
 
 SLAB_BYTES = 1 << 26  # voxels per slab ≈ 64 M
 
@@ -81,19 +82,18 @@ def evaluate_chunked(
     Supports the count and surface metrics under the ``default``, ``deepmind`` and ``pooled``
     conventions; peak memory is about two slabs plus the surface points.
     """
+    import dask.array as da  # dask is only needed on this path
+
     check_convention(convention)
     specs = [parse_metric(m) for m in metrics]
     if convention == "brats2023" or any(s.family == "instance" for s in specs):
         raise ValueError("instance metrics and the brats2023 convention need the whole volume in memory; "
                          "they are not available on the chunked path")
     ref, pred = da.asarray(reference), da.asarray(prediction)
-    if ref.shape != pred.shape:
-        raise ValueError(f"shape mismatch: reference {ref.shape}, prediction {pred.shape}")
+    check_same_shape(ref.shape, pred.shape)
     if ref.ndim not in (2, 3):
         raise ValueError(f"a label map must be 2D or 3D, got shape {ref.shape}")
-    spacing = tuple(float(s) for s in spacing)
-    if len(spacing) != ref.ndim:
-        raise ValueError(f"spacing {spacing} does not fit a {ref.ndim}D image")
+    spacing = check_spacing(spacing, ref.ndim)
     n = ref.shape[0]
     step = max(1, slab_voxels // max(1, int(np.prod(ref.shape[1:]))))
     slabs = [(z0, min(z0 + step, n)) for z0 in range(0, n, step)]
@@ -115,7 +115,7 @@ def evaluate_chunked(
         ref_slab = check_label_map(_slab(ref, z0 - 1, z1 + 1), "reference")
         pred_slab = check_label_map(_slab(pred, z0 - 1, z1 + 1), "prediction")
         for name, values in regions.items():
-            a, b = _region(ref_slab, values), _region(pred_slab, values)
+            a, b = region_mask(ref_slab, values), region_mask(pred_slab, values)
             counts[name] = counts[name] + overlap.confusion_counts(a[1:-1], b[1:-1])
             if surface_specs and (a.any() or b.any()):
                 pa, wa = _slab_points(a, z0, z1, n, spacing, kind)
@@ -126,15 +126,15 @@ def evaluate_chunked(
     rows = {}
     for name in regions:
         c = counts[name]
-        empty = _empty_side(c)
+        empty = empty_side(c)
         row: dict[str, Any] = {}
         for spec in specs:
             if spec.family == "count":
-                row[spec.name] = _count_value(spec.base, c, spacing, convention, empty, None)
+                row[spec.name] = count_value(spec.base, c, spacing, convention, empty, None)
         if surface_specs:
             if empty is not None:
                 for spec in surface_specs:
-                    row[spec.name] = _empty_surface_value(spec, convention, empty, ref.shape, spacing)
+                    row[spec.name] = empty_surface_value(spec, convention, empty, ref.shape, spacing)
             else:
                 pa, wa, pb, wb = points[name]
                 pa, pb = np.concatenate(pa), np.concatenate(pb)
@@ -143,7 +143,7 @@ def evaluate_chunked(
                 sd = surface.SurfaceDistances(surface.nearest_distances(pa, pb),
                                               surface.nearest_distances(pb, pa), wa, wb)
                 row.update(surface_metric_values(sd, surface_specs, convention,
-                                                 _tolerance(nsd_tolerance, name)))
+                                                 tolerance_for(nsd_tolerance, name)))
         ordered = {spec.name: row[spec.name] for spec in specs}
         if empty:
             ordered["empty"] = empty

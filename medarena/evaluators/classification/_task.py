@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from medarena.evaluators.roc import auroc, auroc_many, roc_curve
+from medarena.evaluators.classification._roc import auroc, auroc_many, roc_curve
 from medarena.evaluators.tasks import CaseError, CaseResult, Task, TaskSettings, jsonable
 
 THRESHOLD_METRICS = ("accuracy", "sensitivity", "specificity", "precision", "f1", "balanced_accuracy")

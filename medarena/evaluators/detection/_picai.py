@@ -10,7 +10,7 @@ Saha et al., "Artificial intelligence and radiologists in prostate cancer detect
   distinct non-zero values (a softmax volume rather than a detection map).
 - Reference lesions are the connected components (same connectivity) of the non-zero label.
 - Overlap is the voxel IoU of a candidate with a lesion. Candidates and lesions are matched by
-  :func:`~medarena.evaluators.detection_matching.match_hungarian` with a minimum IoU of 0.1.
+  :func:`~medarena.evaluators.detection._matching.match_hungarian` with a minimum IoU of 0.1.
 - A matched candidate is a true positive; an unmatched lesion a false negative (score 0); a
   candidate that overlaps no lesion by at least the minimum is a false positive; a candidate that
   does overlap a lesion sufficiently but lost the assignment is left out (neither TP nor FP;
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from medarena.evaluators.detection_matching import match_hungarian
+from medarena.evaluators.detection._matching import match_hungarian
 from medarena.evaluators.tasks import CaseError
 
 PICAI_MIN_OVERLAP = 0.1

@@ -45,7 +45,7 @@ import numpy as np
 from scipy import ndimage
 
 from medarena.evaluators import segmentation
-from medarena.evaluators.jacobian import jacobian_determinant, sdlogj
+from medarena.evaluators.registration._jacobian import jacobian_determinant, sdlogj
 
 #: voxels removed on every side of the Jacobian by the Learn2Reg script
 L2R_CROP = 2

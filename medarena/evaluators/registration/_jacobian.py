@@ -126,7 +126,7 @@ def sdlogj(jacobian: np.ndarray, mask: np.ndarray | None = None, *, offset: floa
 
     The standard deviation is the population one (ddof = 0); with ``mask`` only its voxels count.
     ``offset`` is 0 in the definition (METRICS.md); the Learn2Reg script adds 3 (see
-    :mod:`medarena.evaluators.learn2reg`). Folded voxels (J ≤ 0) are clipped to 1e-9, so each one
+    :mod:`medarena.evaluators.registration._learn2reg`). Folded voxels (J ≤ 0) are clipped to 1e-9, so each one
     contributes log(1e-9) ≈ −20.7. NaN when no voxel counts.
 
     Reference: Hering et al., Learn2Reg, IEEE TMI 2022 (SDlogJ).

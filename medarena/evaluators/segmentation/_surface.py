@@ -7,12 +7,12 @@ Two surface definitions (METRICS.md):
   outside. Points are voxel centres; every border voxel weighs 1.
 - ``"surfel"`` (google-deepmind/surface-distance, Nikolov et al. 2021): points are the corners of
   the voxel grid whose 2x2x2 neighbourhood is mixed, each weighted by its surfel area (2D: contour
-  length), see :mod:`medarena.evaluators.surfels`.
+  length), see :mod:`medarena.evaluators.segmentation._surfels`.
 
 D_AB holds, for every surface point of A, the Euclidean distance in mm to the nearest surface
 point of B; D_BA the other way. Only the surface points are ever touched: the masks are cropped
 to the bounding box of their union, the points extracted, and nearest neighbours found on a cell
-grid (:mod:`medarena.evaluators.nearest`), so the cost grows with the surface, not with the image.
+grid (:mod:`medarena.evaluators.segmentation._nearest`), so the cost grows with the surface, not with the image.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from medarena.evaluators.nearest import nearest_distances
-from medarena.evaluators.surfels import surfel_table
+from medarena.evaluators.segmentation._nearest import nearest_distances
+from medarena.evaluators.segmentation._surfels import surfel_table
 
 SURFACES = ("voxel", "surfel")
 

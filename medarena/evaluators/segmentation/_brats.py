@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from medarena.evaluators.instances import connected_components
-from medarena.evaluators.surface import directed_percentile, surface_distances
+from medarena.evaluators.segmentation._instances import connected_components
+from medarena.evaluators.segmentation._surface import directed_percentile, surface_distances
 
 MISS_DISTANCE_MM = 374.0
 

@@ -13,7 +13,7 @@ when its denominator is 0 (no detections, no references). Pooled over cases: ``a
   lesion's radius of its centre (or inside a reference box); a hit lesion is one TP with the
   highest score among its hits; further hits are neither TP nor FP.
 - ``picai``: detection maps against lesion masks, as PI-CAI (Saha et al., Lancet Oncology 2024;
-  see :mod:`medarena.evaluators.picai`): ``ap`` (step sum), case-level ``auroc`` and
+  see :mod:`medarena.evaluators.detection._picai`): ``ap`` (step sum), case-level ``auroc`` and
   ``picai_score`` = (AUROC + AP) / 2.
 """
 
@@ -26,13 +26,13 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from medarena.evaluators import detection_curves as curves
-from medarena.evaluators.boxes import box_centres, box_iou, points_in_boxes, points_in_spheres
-from medarena.evaluators.detection_formats import Boxes, Points, empty_boxes, parse_detections
-from medarena.evaluators.detection_matching import match_greedy, match_hits, score_order
+from medarena.evaluators.classification import auroc, roc_curve
+from medarena.evaluators.detection import _curves as curves
+from medarena.evaluators.detection._boxes import box_centres, box_iou, points_in_boxes, points_in_spheres
+from medarena.evaluators.detection._formats import Boxes, Points, empty_boxes, parse_detections
+from medarena.evaluators.detection._matching import match_greedy, match_hits, score_order
+from medarena.evaluators.detection._picai import evaluate_picai_case
 from medarena.evaluators.image import Image
-from medarena.evaluators.picai import evaluate_picai_case
-from medarena.evaluators.roc import auroc, roc_curve
 from medarena.evaluators.tasks import CaseError, CaseResult, Task, TaskSettings, jsonable
 
 NO_PREDICTION_NOTE = "no prediction for this case: scored as no detections"
@@ -147,8 +147,8 @@ class DetectionTask(Task):
     """Detection of lesions as boxes or points, or PI-CAI detection maps.
 
     Roles: the reference gives ``lesions`` and the prediction ``detections``; each is a
-    :class:`~medarena.evaluators.detection_formats.Boxes` or ``Points`` set, or a parsed JSON
-    document in a format of :mod:`medarena.evaluators.detection_formats` (medarena's own, or
+    :class:`~medarena.evaluators.detection._formats.Boxes` or ``Points`` set, or a parsed JSON
+    document in a format of :mod:`medarena.evaluators.detection._formats` (medarena's own, or
     grand-challenge's "Multiple 2D bounding boxes" / "Multiple points"). Under the ``picai``
     convention ``lesions`` is the lesion label image and ``detections`` the detection map (an
     :class:`~medarena.evaluators.image.Image` or an array). The names ``boxes``, ``points``,
