@@ -1,6 +1,7 @@
-"""Segmentation benchmarks: surface metrics vs surface-distance, overlap counts, the chunked path.
+"""Segmentation benchmarks: surface metrics vs surface-distance, and overlap counts (the chunked
+path: bench/segmentation_chunked.py).
 
-Run: ``.venv/bin/python bench/segmentation.py [--repeat 3] [--skip-chunked]``. Every measurement
+Run: ``.venv/bin/python bench/segmentation.py [--repeat 3]``. Every measurement
 runs in its own child process, which reports its wall time (median over repeats) and its own
 peak RSS; surface-distance is timed in the same run on the same arrays. Our measurements first
 make one call (``first_call_seconds``: numba's compiled kernels loaded from its cache, or compiled
@@ -92,39 +93,6 @@ def run_counts(repeat: int) -> dict:
     return {"seconds": statistics.median(times), "peak_rss_mb": peak_rss_mb()}
 
 
-def run_chunked(folder: str) -> dict:
-    import zarr
-
-    from medarena.evaluators.segmentation import evaluate_chunked
-
-    n = 1024
-    ref = zarr.open_array(os.path.join(folder, "ref.zarr"), mode="r")
-    pred = zarr.open_array(os.path.join(folder, "pred.zarr"), mode="r")
-    start = time.perf_counter()
-    values = evaluate_chunked(ref, pred, spacing=(1.0, 1.0, 1.0), metrics=["dice", "nsd@2"])
-    return {"seconds": time.perf_counter() - start, "values": values, "shape": [n] * 3,
-            "peak_rss_mb": peak_rss_mb()}
-
-
-def write_chunked_inputs(folder: str, n: int = 1024) -> None:
-    """Two 1024³ uint8 label maps (two nested spheres per map, labels 1 and 2), written by slabs."""
-    import zarr
-
-    c = (n - 1) / 2
-    y, x = np.ogrid[:n, :n]
-    plane = (y - c) ** 2 + (x - c) ** 2
-    for name, shift in (("ref", 0.0), ("pred", 5.0)):
-        z_arr = zarr.create_array(os.path.join(folder, f"{name}.zarr"), shape=(n, n, n), chunks=(64, 256, 256),
-                                  dtype="uint8")
-        for z0 in range(0, n, 64):
-            slab = np.zeros((64, n, n), np.uint8)
-            for k in range(64):
-                r2 = plane + (z0 + k - c - shift) ** 2
-                slab[k][r2 <= 400 ** 2] = 1
-                slab[k][r2 <= 150 ** 2] = 2
-            z_arr[z0:z0 + 64] = slab
-
-
 def child(name: str, *args: str, env: dict[str, str] | None = None) -> dict:
     output = subprocess.run([sys.executable, __file__, "--child", name, *args], check=True,
                             capture_output=True, text=True, env=None if env is None else {**os.environ, **env}).stdout
@@ -135,7 +103,6 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--peer-repeat", type=int, default=1)
-    parser.add_argument("--skip-chunked", action="store_true")
     parser.add_argument("--child", nargs="+")
     options = parser.parse_args()
     if options.child:
@@ -144,10 +111,8 @@ def main() -> None:
             result = run_ours(options.repeat, rest[0])
         elif name == "peer":
             result = run_surface_distance(options.peer_repeat)
-        elif name == "counts":
-            result = run_counts(options.repeat)
         else:
-            result = run_chunked(rest[0])
+            result = run_counts(options.repeat)
         print(json.dumps(result, default=float))
         return
     with tempfile.TemporaryDirectory() as cache:
@@ -159,10 +124,6 @@ def main() -> None:
         "surface_distance": child("peer", "--peer-repeat", str(options.peer_repeat)),
         "counts": child("counts", "--repeat", str(options.repeat)),
     }
-    if not options.skip_chunked:
-        with tempfile.TemporaryDirectory() as folder:
-            write_chunked_inputs(folder)
-            results["chunked"] = child("chunked", folder)
     results["speedup_deepmind"] = results["surface_distance"]["seconds"] / results["ours_deepmind"]["seconds"]
     print(json.dumps(results, indent=2, default=float))
 
