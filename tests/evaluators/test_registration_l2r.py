@@ -152,7 +152,7 @@ def test_score_dataset_pools_the_case_values():
 
 
 def test_summary_directions():
-    from medarena.evaluators.tasks import higher_is_better
+    from medarena.evaluators.registry import higher_is_better
 
     assert higher_is_better("dice_30") and higher_is_better("dice_mean")
     assert not any(higher_is_better(m) for m in ("tre_30", "tre_mean", "hd95_30", "sdlogj_30", "sdlogj_mean"))
