@@ -41,7 +41,7 @@ _TRE_KEYS = ("mean", "median", "p95", "max", "std")
 class RegistrationSettings(TaskSettings):
     """How a registration case is scored.
 
-    - ``convention``: ``default`` (METRICS.md) or ``l2r`` (the Learn2Reg scripts, see
+    - ``convention``: ``default`` (docs/metrics.md, section Registration) or ``l2r`` (the Learn2Reg script, see
       :mod:`medarena.evaluators.registration._learn2reg`).
     - ``metrics``: groups (``tre``, ``tre_initial``, ``dice``, ``hd95``, ``sdlogj``, ``folding``) or
       single columns (``tre_mean``, ``tre_initial_p95``, ...); None = every metric the case's
