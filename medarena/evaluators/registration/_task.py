@@ -163,7 +163,11 @@ class RegistrationTask(Task):
 
     def score_dataset(self, results: Sequence[CaseResult], settings: RegistrationSettings) -> dict[str, Any]:
         """With ``l2r``: Learn2Reg's summary (:func:`~medarena.evaluators.registration._learn2reg.aggregate_l2r`)
-        of the per-case TRE mean, label-mean Dice and HD95, and SDlogJ; otherwise nothing."""
+        of the per-case TRE mean, label-mean Dice and HD95, and SDlogJ; otherwise nothing.
+
+        A case value the script would keep as NaN or infinity (an HD95 of an emptied label) reaches
+        this step from the platform as JSON null, which counts as NaN: the summary is then NaN
+        where the script's would be NaN or infinite."""
         if settings.convention != "l2r":
             return {}
         values: dict[str, list[float]] = {}

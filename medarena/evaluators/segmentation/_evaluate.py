@@ -82,10 +82,9 @@ def evaluate(
 
     References
     ----------
-    docs/metrics.md, section Segmentation: each convention and the library it reproduces (MONAI
-    1.6.1 and Metrics Reloaded for ``default``, surface-distance 0.1 for ``deepmind``, MedPy 0.5.2,
-    seg-metrics 1.2.8 and panoptica 2.1.7 for ``pooled``, the BraTS 2023 lesion-wise rules for
-    ``brats2023``).
+    docs/metrics.md, section Segmentation: each convention and the library it reproduces, compared
+    in the tests (MONAI 1.6.1 for ``default``, surface-distance 0.1 for ``deepmind``, MedPy 0.5.2
+    and panoptica 2.1.7 for ``pooled``; BraTS-2023-Metrics at 43c9052 for ``brats2023``, by hand).
 
     Examples
     --------
