@@ -37,8 +37,8 @@ The twelve metrics (``fusion_metrics`` names):
   *VIFB* uses the natural log (nats) and first stretches each image by itself to its own
   [min, max] before binning it into 256 levels; medarena bins the gray levels as they are (the
   task maps all three images with one ``intensity_range``, so the same intensity falls in the same
-  bin in A, B and F) and reports bits, the unit of EN and of Qu et al. (2002). On images that
-  already span 0..255, VIFB's MI = medarena's MI × ln 2.
+  bin in A, B and F) and reports bits, the unit of EN and of Qu et al. (2002). On 8-bit images that
+  each span 0..255, VIFB's MI = medarena's MI × ln 2.
 - ``qabf`` Xydeas–Petrović Q^AB/F (Electronics Letters 36:308, 2000) with Sobel gradients (zero
   padding): see :func:`qabf`. *VIFB* sets the orientation α = π/2 wherever s_x = 0, so a flat
   pixel (s_x = s_y = 0) looks like a vertical edge and s_y < 0 gets +π/2; medarena takes the limit
