@@ -88,21 +88,6 @@ def get_task(name: str) -> Task:
     return module.TASK
 
 
-# Metrics where a smaller value is better; every other metric is higher-is-better.
-LOWER_IS_BETTER = {
-    "hd", "assd", "masd", "volume_difference_ml", "rmse", "mse", "folding", "sdlogj",
-    "fp", "fn", "lesion_fp", "lesion_fn", "runtime_seconds",
-    "sdlogj_mean", "sdlogj_30",  # the l2r data-set summary of registration
-}
-LOWER_IS_BETTER_PREFIXES = ("hd", "tre_")  # hd95, hd99, tre_mean, tre_p95, ...
-
-
-def higher_is_better(metric: str) -> bool:
-    """Direction of a metric from its name (the part before ``@``)."""
-    base = metric.split("@", 1)[0].lower()
-    return not (base in LOWER_IS_BETTER or base.startswith(LOWER_IS_BETTER_PREFIXES))
-
-
 def summarize(values: Iterable[float]) -> dict[str, float | int]:
     """mean, std (population), median, min, max over the finite values, and their count n.
 

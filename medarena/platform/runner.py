@@ -1,4 +1,4 @@
-"""Running one participant container for one case with podman, isolated as DESIGN.md's container
+"""Running one participant container for one case with podman, isolated as docs/design.md's container
 contract says, and loading/pinning participant images.
 
 Faults of the container are results (:class:`RunResult` with a status the participant can act

@@ -1,4 +1,4 @@
-"""The ``l2r`` convention: Learn2Reg's documented choices, checked by hand."""
+"""The ``l2r`` convention: the formulas of Learn2Reg's evaluation script (MDL-UzL/L2R at 8847509), by hand."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from medarena.evaluators import registration as reg
 from medarena.evaluators.image import Image
 from medarena.evaluators.registration import _learn2reg as learn2reg
-from medarena.evaluators.tasks import CaseResult
+from medarena.evaluators.tasks import CaseResult, jsonable
 
 L2R = reg.RegistrationSettings(convention="l2r", landmark_units="voxel")
 
@@ -134,25 +134,56 @@ def test_hd95_in_voxels_and_inf_for_an_empty_warped_label():
 
 def test_aggregation_as_the_l2r_script_by_hand():
     values = [float(v) for v in range(1, 11)]
-    out = learn2reg.aggregate_l2r({"dice": values, "hd95": values, "tre": values + [math.nan]})
-    assert out["dice_30"] == pytest.approx(3.7)  # position 0.3 * 9 = 2.7 -> 3 + 0.7
-    # the script's quantile(.3) for every column, lower-is-better ones too (not the worst 30 %)
-    assert out["hd95_30"] == pytest.approx(3.7)
-    assert out["tre_30"] == pytest.approx(3.7) and out["tre_mean"] == 5.5
-    assert out["dice_std"] == pytest.approx(np.sqrt(82.5 / 9))  # pandas' sample std: sum of squares / (n - 1)
-    assert math.isnan(learn2reg.aggregate_l2r({"tre": [2.0]})["tre_std"])
+    out = learn2reg.aggregate_l2r({"dice": values, "hd95": values, "tre": values, "sdlogj": values})
+    # np.quantile(x, .3): position 0.3 * 9 = 2.7 -> 3 + 0.7 = 3.7 for Dice and HD95
+    assert out["dice_30"] == pytest.approx(3.7) and out["hd95_30"] == pytest.approx(3.7)
+    # np.quantile(x, .7): position 0.7 * 9 = 6.3 -> 7 + 0.3 = 7.3 for TRE and SDlogJ
+    assert out["tre_30"] == pytest.approx(7.3) and out["sdlogj_30"] == pytest.approx(7.3)
+    assert out["tre_mean"] == 5.5
+    # numpy's population std: sum of squared deviations 82.5 / n = 10
+    assert out["dice_std"] == pytest.approx(np.sqrt(8.25)) and out["tre_std"] == pytest.approx(np.sqrt(8.25))
+
+
+def test_aggregation_keeps_nan_and_one_case_has_zero_spread():
+    out = learn2reg.aggregate_l2r({"tre": [1.0, math.nan, 3.0], "dice": [0.4]})
+    assert all(math.isnan(out[f"tre_{s}"]) for s in ("mean", "std", "30"))  # numpy, not pandas
+    assert out["dice_std"] == 0.0 and out["dice_mean"] == 0.4 and out["dice_30"] == 0.4
 
 
 def test_score_dataset_pools_the_case_values():
-    results = [CaseResult(rows=[], pooled={"l2r_tre": v, "l2r_sdlogj": 0.1}) for v in (1.0, 2.0, 3.0)]
+    results = [CaseResult(rows=[], pooled={"l2r_tre": v, "l2r_sdlogj": s, "l2r_dice": d})
+               for v, s, d in ((1.0, 0.1, 0.9), (2.0, 0.3, 0.5), (4.0, 0.2, 0.7))]
     out = reg.TASK.score_dataset(results, L2R)
-    assert out["tre_mean"] == 2.0 and out["tre_30"] == pytest.approx(1.6)  # position 0.3 * 2 = 0.6
-    assert out["sdlogj_std"] == pytest.approx(0.0, abs=1e-12)
+    assert out["tre_mean"] == pytest.approx(7 / 3)
+    assert out["tre_30"] == pytest.approx(2.8)  # 0.7 quantile: position 1.4 of [1, 2, 4] -> 2 + 0.4 * 2
+    assert out["sdlogj_30"] == pytest.approx(0.24)  # position 1.4 of [0.1, 0.2, 0.3]
+    assert out["dice_30"] == pytest.approx(0.62)  # 0.3 quantile: position 0.6 of [0.5, 0.7, 0.9]
+    assert out["tre_std"] == pytest.approx(np.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2) / 3))
+    assert "hd95_mean" not in out
     assert reg.TASK.score_dataset(results, reg.RegistrationSettings()) == {}
 
 
+def test_a_case_without_any_scorable_label_makes_the_dice_summary_nan():
+    """Every label absent from the moving labels: np.nanmean gives NaN for the case (stored as
+    JSON null), and numpy's mean over cases is then NaN, as in the script."""
+    shape = (10, 10, 10)
+    fixed = np.zeros(shape, np.uint8)
+    fixed[2:6, 2:6, 2:6] = 1
+    ref_ok = {"fixed_labels": Image(fixed, (1.0,) * 3), "moving_labels": Image(fixed, (1.0,) * 3)}
+    ref_absent = {"fixed_labels": Image(fixed, (1.0,) * 3), "moving_labels": Image(np.zeros_like(fixed), (1.0,) * 3)}
+    settings = reg.RegistrationSettings(convention="l2r", labels={"one": 1})
+    field = {"field": Image(voxel_field(shape), (1.0,) * 3)}
+    ok, absent = (reg.TASK.score_case(r, field, settings) for r in (ref_ok, ref_absent))
+    assert ok.pooled["l2r_dice"] == 1.0 and math.isnan(absent.pooled["l2r_dice"])
+    stored = CaseResult(rows=[], pooled=jsonable(absent.pooled))
+    assert stored.pooled["l2r_dice"] is None
+    out = reg.TASK.score_dataset([ok, stored], settings)
+    assert math.isnan(out["dice_mean"]) and math.isnan(out["hd95_30"])
+    assert reg.TASK.score_dataset([ok, ok], settings)["dice_mean"] == 1.0
+
+
 def test_summary_directions():
-    from medarena.evaluators.tasks import higher_is_better
+    from medarena.evaluators.registry import higher_is_better
 
     assert higher_is_better("dice_30") and higher_is_better("dice_mean")
     assert not any(higher_is_better(m) for m in ("tre_30", "tre_mean", "hd95_30", "sdlogj_30", "sdlogj_mean"))

@@ -14,6 +14,8 @@ scikit-learn's ``average="macro"`` and ``roc_auc_score(multi_class="ovr")``);
 ``balanced_accuracy`` is the mean per-class sensitivity (scikit-learn's
 ``balanced_accuracy_score``). A per-class value that is undefined (a class never predicted has
 no precision) is left out of the macro mean, where scikit-learn counts it as 0.
+The scikit-learn version compared with in the tests: 1.9.1. Conventions: docs/metrics.md, section
+Classification.
 
 Confidence intervals: percentile bootstrap over cases (Efron & Tibshirani 1993): ``bootstrap``
 resamples of the cases with replacement (seeded), each metric recomputed, the interval the
@@ -77,7 +79,38 @@ def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def binary_metrics(y_true: np.ndarray, probability: np.ndarray, threshold: float) -> dict[str, Any]:
-    """Threshold metrics and AUROC of a binary problem (last axis = cases)."""
+    """Threshold metrics and AUROC of a binary problem.
+
+    A case is predicted positive when its probability ≥ ``threshold``; with TP, FP, FN, TN over the
+    cases: accuracy = (TP+TN)/n, sensitivity = TP/(TP+FN), specificity = TN/(TN+FP),
+    precision = TP/(TP+FP), f1 = 2TP/(2TP+FP+FN), balanced_accuracy = (sensitivity+specificity)/2,
+    and :func:`~medarena.evaluators.classification.auroc`. A zero denominator gives NaN.
+
+    Parameters
+    ----------
+    y_true : numpy.ndarray
+        True for a positive case (last axis: cases; leading axes, e.g. bootstrap resamples, allowed).
+    probability : numpy.ndarray
+        The probability of the positive class, of ``y_true``'s shape.
+    threshold : float
+        The decision threshold.
+
+    Returns
+    -------
+    dict
+        Metric name -> value (an array over the leading axes, if any).
+
+    References
+    ----------
+    scikit-learn 1.9.1 ``metrics`` (checked equal in the tests); docs/metrics.md, section
+    Classification.
+
+    Examples
+    --------
+    >>> out = binary_metrics([True, False, True, False], [0.9, 0.8, 0.4, 0.1], threshold=0.5)
+    >>> {name: float(out[name]) for name in ("accuracy", "sensitivity", "balanced_accuracy", "auroc")}
+    {'accuracy': 0.5, 'sensitivity': 0.5, 'balanced_accuracy': 0.5, 'auroc': 0.75}
+    """
     probability = np.asarray(probability, dtype=float)
     metrics = confusion_metrics(y_true, probability >= threshold)
     metrics["auroc"] = (auroc_many(y_true, probability) if probability.ndim == 2

@@ -19,14 +19,32 @@ def box_volumes(boxes: np.ndarray) -> np.ndarray:
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every box of ``a`` (n, 2d) with every box of ``b`` (m, 2d).
+    """Intersection over union of every box of ``a`` with every box of ``b``.
 
-    IoU = vol(A ∩ B) / (vol(A) + vol(B) − vol(A ∩ B)), volumes as products of extents
-    (continuous boxes, COCO's bounding-box IoU; Lin et al., "Microsoft COCO", ECCV 2014).
+    IoU = vol(A ∩ B) / (vol(A) + vol(B) − vol(A ∩ B)), volumes as products of extents (continuous
+    boxes, no +1). Boxes that touch at an edge or a face have an intersection of 0 and IoU 0; two
+    boxes of zero volume (a union of 0) have IoU 0.
 
-    Edge cases: boxes that touch at an edge or a face have an intersection of 0 and IoU 0;
-    two boxes of zero volume (a union of 0) have IoU 0. Returns an (n, m) array; an empty side
-    gives an empty array.
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        (n, 2d) and (m, 2d) boxes ``[x0, y0, x1, y1]`` or ``[x0, y0, z0, x1, y1, z1]`` in mm.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, m) IoUs; empty when either side is.
+
+    References
+    ----------
+    Lin et al., Microsoft COCO, ECCV 2014 (pycocotools 2.0.11's bounding-box IoU, without its +1);
+    docs/metrics.md, section Detection.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> box_iou(np.array([[0, 0, 2, 2]]), np.array([[1, 0, 3, 2], [5, 5, 6, 6]])).round(4).tolist()
+    [[0.3333, 0.0]]
     """
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)

@@ -34,14 +34,39 @@ def _group_ends(sorted_scores: np.ndarray) -> np.ndarray:
 def average_precision_coco(scores: np.ndarray, is_tp: np.ndarray, n_ref: int) -> float:
     """COCO's 101-point interpolated average precision.
 
-    Detections are ranked by descending score (ties keep case order, then within-case order,
-    as pycocotools' stable sort); after k detections precision p_k = TP_k / k and recall
+    Detections are ranked by descending score (ties keep case order, then within-case order, as
+    pycocotools' stable sort); after k detections precision p_k = TP_k / k and recall
     r_k = TP_k / n_ref. The interpolated precision p̂(r) = max_{k: r_k ≥ r} p_k, and
-    AP = (1/101) Σ_{r ∈ {0, 0.01, …, 1}} p̂(r), with p̂(r) = 0 for recalls never reached
-    (pycocotools ``COCOeval.accumulate``; Lin et al., ECCV 2014).
+    AP = (1/101) Σ_{r ∈ {0, 0.01, …, 1}} p̂(r), with p̂(r) = 0 for recalls never reached.
 
-    Edge cases: no references → NaN (pycocotools reports −1 and leaves the category out of its
-    means); references but no detections → 0.
+    Parameters
+    ----------
+    scores : numpy.ndarray
+        The scores of the pooled detections (all cases), in case order and, within a case, in
+        descending score order.
+    is_tp : numpy.ndarray
+        True for a true positive, False for a false positive (detections that are neither are left
+        out beforehand).
+    n_ref : int
+        The number of reference lesions over all cases.
+
+    Returns
+    -------
+    float
+        In [0, 1]; NaN without references (pycocotools reports −1 and leaves the category out of
+        its means), 0 with references but no detections.
+
+    References
+    ----------
+    Lin et al., ECCV 2014; pycocotools 2.0.11 ``COCOeval.accumulate`` (checked equal in the tests);
+    docs/metrics.md, section Detection.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> scores, is_tp = np.array([0.9, 0.8, 0.7]), np.array([True, False, True])
+    >>> round(average_precision_coco(scores, is_tp, n_ref=2), 4)  # (51 * 1 + 50 * 2/3) / 101
+    0.835
     """
     if n_ref == 0:
         return float("nan")
@@ -81,10 +106,40 @@ def froc_curve(scores: np.ndarray, is_tp: np.ndarray, n_ref: int, n_cases: int
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Free-response ROC: average false positives per case, sensitivity and score threshold.
 
-    One point per distinct score t (descending): FP(t) / n_cases and TP(t) / n_ref over the
-    detections scoring ≥ t, preceded by (0, 0) at threshold +inf (Bandos et al., Biometrics 2009;
-    LUNA16's ``computeFROC``). Sensitivity is NaN without references; an empty data set gives
-    just the first point.
+    One point per distinct score t (descending): FP(t) / n_cases and TP(t) / n_ref over the detections
+    scoring ≥ t, preceded by (0, 0) at threshold +inf.
+
+    Parameters
+    ----------
+    scores : numpy.ndarray
+        The scores of the pooled detections (all cases), in case order and, within a case, in
+        descending score order.
+    is_tp : numpy.ndarray
+        True for a true positive, False for a false positive (detections that are neither are left
+        out beforehand).
+    n_ref : int
+        The number of reference lesions over all cases.
+    n_cases : int
+        The number of cases (the denominator of the false positives per case).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (false positives per case, sensitivity, threshold) per point; sensitivity is NaN without
+        references, and an empty data set gives just the first point.
+
+    References
+    ----------
+    Bandos et al., Biometrics 65:247 (2009); LUNA16's ``computeFROC`` (evaluation script of
+    Setio et al., Medical Image Analysis 42:1, 2017); docs/metrics.md, section Detection.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> scores, is_tp = np.array([0.9, 0.8, 0.7]), np.array([True, False, True])
+    >>> fps, sensitivity, thresholds = froc_curve(scores, is_tp, n_ref=2, n_cases=2)
+    >>> fps.tolist(), sensitivity.tolist(), thresholds.tolist()
+    ([0.0, 0.0, 0.5, 0.5], [0.0, 0.5, 0.5, 1.0], [inf, 0.9, 0.8, 0.7])
     """
     sorted_scores, tp, fp = _cumulative(scores, is_tp)
     ends = _group_ends(sorted_scores)
@@ -103,9 +158,34 @@ def sensitivity_at_fp_rates(fps: np.ndarray, sens: np.ndarray, rates=CPM_FP_RATE
 
 
 def cpm(fps: np.ndarray, sens: np.ndarray) -> float:
-    """Competition performance metric: mean sensitivity at 1/8, 1/4, 1/2, 1, 2, 4 and 8 false
-    positives per case (Niemeijer et al., IEEE TMI 2011; LUNA16, Setio et al. 2017). NaN without
-    references."""
+    """Competition performance metric: mean FROC sensitivity at 1/8, 1/4, 1/2, 1, 2, 4 and 8
+    false positives per case.
+
+    The sensitivity at each rate is interpolated linearly between the FROC points
+    (:func:`froc_curve`); beyond the last point the curve keeps its final sensitivity.
+
+    Parameters
+    ----------
+    fps, sens : numpy.ndarray
+        An FROC curve: false positives per case and sensitivity per point.
+
+    Returns
+    -------
+    float
+        In [0, 1]; NaN without references.
+
+    References
+    ----------
+    Niemeijer et al., IEEE TMI 30:215 (2011); LUNA16 (Setio et al., Medical Image Analysis 42:1,
+    2017), its evaluation script's ``numpy.interp``; docs/metrics.md, section Detection.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fps, sens = np.array([0.0, 0.0, 0.5, 0.5]), np.array([0.0, 0.5, 0.5, 1.0])
+    >>> round(cpm(fps, sens), 4)  # (0.5 + 0.5 + 1 + 1 + 1 + 1 + 1) / 7
+    0.8571
+    """
     if np.isnan(sens).any():
         return float("nan")
     return float(sensitivity_at_fp_rates(fps, sens).mean())

@@ -1,8 +1,8 @@
 """The PI-CAI detection convention: lesion candidates of a detection map against lesion masks.
 
 Saha et al., "Artificial intelligence and radiologists in prostate cancer detection on MRI
-(PI-CAI)", Lancet Oncology 2024; the semantics below are those of picai_eval 1.4
-(``evaluate_case``, ``Metrics``):
+(PI-CAI)", Lancet Oncology 2024; the semantics below are those of picai-eval 1.4.13 (``evaluate_case``,
+``Metrics``; checked equal in the tests):
 
 - A detection map holds non-overlapping, non-connected lesion candidates, each one connected
   component (full connectivity: 26 in 3D, 8 in 2D) of non-zero voxels; a candidate's confidence

@@ -7,11 +7,15 @@ when its denominator is 0 (no detections, no references). Pooled over cases: ``a
 (LUNA16). Conventions (``settings.convention``):
 
 - ``default``: boxes match boxes by COCO's greedy rule at IoU ≥ ``iou_threshold`` (Lin et al.,
-  ECCV 2014); when the reference or the prediction is a set of points, LUNA16's hit criterion.
+  ECCV 2014; AP equal to pycocotools 2.0.11's in the tests); when the reference or the prediction
+  is a set of points, LUNA16's hit criterion.
 - ``luna16``: LUNA16's hit criterion (Setio et al., Medical Image Analysis 42, 2017): a predicted
   point (or a predicted box's centre) hits a reference lesion when it lies strictly within the
   lesion's radius of its centre (or inside a reference box); a hit lesion is one TP with the
-  highest score among its hits; further hits are neither TP nor FP.
+  highest score among its hits; further hits are neither TP nor FP. LUNA16's evaluation script
+  (``noduleCADEvaluationLUNA16.py``) is distributed from the challenge's website, not from a
+  versioned repository: this follows its published behaviour, checked by hand in the tests, not
+  against a copy of the script.
 - ``picai``: detection maps against lesion masks, as PI-CAI (Saha et al., Lancet Oncology 2024;
   see :mod:`medarena.evaluators.detection._picai`): ``ap`` (step sum), case-level ``auroc`` and
   ``picai_score`` = (AUROC + AP) / 2.

@@ -20,9 +20,12 @@ recommendations of Maier-Hein et al. (Nat Commun 2018):
   of each bootstrap ranking against the full ranking.
 
 Single-criterion recipes reproduce challengeR's ``aggregateThenRank``, ``rankThenAggregate`` and
-``testThenRank`` exactly. Everything here is pure (pandas/numpy/scipy); the bootstrap is
-vectorized over resamples, and its Wilcoxon tests are computed from how often each case occurs
-in each resample (:func:`wilcoxon_greater_resampled`), with one sort per pair of submissions.
+``testThenRank`` exactly (checked against wiesenfa/challengeR 1.0.5, commit
+beb3b6752ce023e1c8e9f1982a91258c5855f3d3: ``ties.method = "min"`` in ``R/Rank.R``, the paired
+one-sided ``wilcox.test(exact = FALSE)`` of ``R/Aggregate.R``). Everything here is pure
+(pandas/numpy/scipy); the bootstrap is vectorized over resamples, and its Wilcoxon tests are
+computed from how often each case occurs in each resample (:func:`wilcoxon_greater_resampled`),
+with one sort per pair of submissions.
 """
 
 

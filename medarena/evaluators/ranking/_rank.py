@@ -30,14 +30,44 @@ def rank(
 ) -> pd.DataFrame:
     """The ranking of a phase: one row per submission, best first.
 
-    Columns: ``submission``, ``rank`` (1 = best, ties share the best rank), ``score`` (what the
-    rank orders: the weighted mean of criterion ranks for aggregate-then-rank and of aggregated
-    per-case ranks for rank-then-aggregate, lower is better; the weighted mean number of
-    significant wins for test-based, higher is better), ``n_missing`` (case values filled with the
-    worst value), and per criterion ``<key>_aggregate`` (the recipe's aggregate of the metric
-    over cases), ``<key>_score`` (what the criterion is ranked on) and ``<key>_rank``.
-    ``method`` overrides the recipe's. References: challengeR's aggregateThenRank,
-    rankThenAggregate, testThenRank (Wiesenfarth et al. 2021).
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Long table of per-case values: ``submission``, ``case``, ``label`` (None or empty for a
+        whole-case metric), ``metric``, ``value``.
+    recipe : RankingRecipe
+        Method, aggregate, metrics with weights and directions (a direction left out is the one
+        :mod:`medarena.evaluators.registry` declares).
+    cases, submissions : sequence, optional
+        The cases and submissions to rank (default: those in the table); a missing value gets the
+        worst value of its metric.
+    method : str, optional
+        Overrides the recipe's method.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``submission``, ``rank`` (1 = best, ties share the best rank), ``score`` (what the rank
+        orders: the weighted mean of criterion ranks for aggregate-then-rank and of aggregated
+        per-case ranks for rank-then-aggregate, lower is better; the weighted mean number of
+        significant wins for test-based, higher is better), ``n_missing`` (case values filled with
+        the worst value), and per criterion ``<key>_aggregate`` (the recipe's aggregate of the metric
+        over cases), ``<key>_score`` (what the criterion is ranked on) and ``<key>_rank``.
+
+    References
+    ----------
+    challengeR's ``aggregateThenRank``, ``rankThenAggregate`` and ``testThenRank`` (Wiesenfarth et
+    al., Scientific Reports 11:2369, 2021); docs/metrics.md, section Ranking.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> dice = {"A": [0.9, 0.8, 0.7, 0.9, 0.85], "B": [0.6, 0.7, 0.5, 0.8, 0.75]}
+    >>> table = pd.DataFrame([{"submission": s, "case": f"c{k}", "label": None, "metric": "dice", "value": v}
+    ...                       for s, values in dice.items() for k, v in enumerate(values)])
+    >>> ranking = rank(table, RankingRecipe(metrics=[{"metric": "dice"}]))
+    >>> ranking[["submission", "rank", "dice_aggregate"]].round(4).to_dict("records")
+    [{'submission': 'A', 'rank': 1, 'dice_aggregate': 0.83}, {'submission': 'B', 'rank': 2, 'dice_aggregate': 0.67}]
     """
     data = case_values(table, recipe, cases, submissions)
     return rank_values(data, recipe, method)
@@ -73,15 +103,48 @@ def bootstrap_stability(
     submissions: Sequence[Any] | None = None,
     n_resamples: int | None = None,
 ) -> Stability:
-    """Bootstrap over cases: resample the cases with replacement (``recipe.bootstrap`` times,
-    seeded by ``recipe.seed``: ``numpy.random.default_rng(seed).integers(0, K, (B, K))`` case
-    indices), rank each resample with the recipe's method, and report each
-    submission's rank distribution (median, mean, 2.5 and 97.5 percentiles with numpy's linear
-    interpolation, fraction of resamples ranked first) and Kendall's tau-b of every resample's
-    ranking against the full ranking (challengeR's ``bootstrap`` and ``stability``).
+    """The stability of a ranking under resampled cases.
 
-    With one submission, no resamples, or a full ranking that is all ties, stability is
-    undefined: intervals and tau are NaN and ``note`` says why.
+    The cases are resampled with replacement ``recipe.bootstrap`` times, seeded by ``recipe.seed``
+    (``numpy.random.default_rng(seed).integers(0, K, (B, K))`` case indices); each resample is ranked
+    with the recipe's method.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Long table of per-case values: ``submission``, ``case``, ``label`` (None or empty for a
+        whole-case metric), ``metric``, ``value``.
+    recipe : RankingRecipe
+        As :func:`rank`; ``bootstrap`` and ``seed`` set the resampling.
+    cases, submissions : sequence, optional
+        The cases and submissions to rank (default: those in the table); a missing value gets the
+        worst value of its metric.
+    n_resamples : int, optional
+        Overrides ``recipe.bootstrap``.
+
+    Returns
+    -------
+    Stability
+        ``summary`` (per submission: rank, rank_median, rank_mean, rank_lo = 2.5 % and rank_hi =
+        97.5 % with numpy's linear interpolation, frac_first), ``tau`` (Kendall's tau-b of each
+        resample's ranking against the full ranking), ``ranks`` (the bootstrap ranks) and ``note``
+        (why stability is undefined or degenerate: one submission, no resamples, a full ranking that
+        is all ties; else None).
+
+    References
+    ----------
+    challengeR's ``bootstrap`` and ``stability`` (Wiesenfarth et al., Scientific Reports 11:2369,
+    2021); docs/metrics.md, section Ranking.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> dice = {"A": [0.9, 0.8, 0.7, 0.9, 0.85], "B": [0.6, 0.7, 0.5, 0.8, 0.75]}
+    >>> table = pd.DataFrame([{"submission": s, "case": f"c{k}", "label": None, "metric": "dice", "value": v}
+    ...                       for s, values in dice.items() for k, v in enumerate(values)])
+    >>> stability = bootstrap_stability(table, RankingRecipe(metrics=[{"metric": "dice"}], bootstrap=200))
+    >>> stability.summary[["submission", "rank", "frac_first"]].to_dict("records"), stability.note
+    ([{'submission': 'A', 'rank': 1, 'frac_first': 1.0}, {'submission': 'B', 'rank': 2, 'frac_first': 0.0}], None)
     """
     data = case_values(table, recipe, cases, submissions)
     return stability_values(data, recipe, n_resamples)
@@ -167,12 +230,50 @@ def significance_matrix(
 ) -> pd.DataFrame:
     """Which submission significantly beats which on one metric (and label).
 
-    Entry [row, column] is True when the one-sided paired Wilcoxon signed-rank test (as
-    :func:`wilcoxon_greater`, missing cases filled with the worst value) finds the row better than
-    the column at level ``alpha``, p <= alpha as challengeR's ``decision.challenge``; with
-    ``holm``, after Holm's correction over all ordered pairs. ``pvalues=True`` gives the
-    (adjusted) p-values instead (NaN on the diagonal). ``label`` may be omitted when the metric
-    has one label only.
+    Entry [row, column] is True when the one-sided paired Wilcoxon signed-rank test
+    (:func:`wilcoxon_greater`, missing cases filled with the worst value) finds the row better than
+    the column at level ``alpha`` (p ≤ alpha, as challengeR's ``decision.challenge``); with ``holm``,
+    after Holm's correction over all ordered pairs.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Long table of per-case values: ``submission``, ``case``, ``label`` (None or empty for a
+        whole-case metric), ``metric``, ``value``.
+    metric : str
+        The metric to test on.
+    label : str, optional
+        May be left out when the metric has one label only.
+    alpha : float
+        The significance level.
+    holm : bool
+        Holm's correction over all ordered pairs.
+    higher_is_better : bool, optional
+        The direction (default: the registry's).
+    cases, submissions : sequence, optional
+        The cases and submissions to rank (default: those in the table); a missing value gets the
+        worst value of its metric.
+    pvalues : bool
+        Give the (adjusted) p-values instead (NaN on the diagonal).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Submission x submission, booleans (or p-values).
+
+    References
+    ----------
+    challengeR (Wiesenfarth et al., Scientific Reports 11:2369, 2021); docs/metrics.md, section
+    Ranking.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> dice = {"A": [0.9, 0.8, 0.7, 0.9, 0.85], "B": [0.6, 0.7, 0.5, 0.8, 0.75]}
+    >>> table = pd.DataFrame([{"submission": s, "case": f"c{k}", "label": None, "metric": "dice", "value": v}
+    ...                       for s, values in dice.items() for k, v in enumerate(values)])
+    >>> significance_matrix(table, "dice").loc["A", "B"], significance_matrix(table, "dice").loc["B", "A"]
+    (np.True_, np.False_)
     """
     spec = MetricWeight(metric=metric, label=label, higher_is_better=higher_is_better)
     recipe = RankingRecipe(metrics=[spec], alpha=alpha, holm=holm)

@@ -21,7 +21,8 @@ class RankingError(ValueError):
 
 
 class MetricWeight(BaseModel):
-    """One metric of a recipe: ``label`` None selects every label the metric has in the table."""
+    """One metric of a recipe: ``label`` None selects every label the metric has in the table;
+    ``higher_is_better`` None takes the direction that :mod:`medarena.evaluators.registry` declares."""
 
     model_config = ConfigDict(extra="forbid")
 

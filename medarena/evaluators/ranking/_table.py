@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medarena.evaluators import registry
 from medarena.evaluators.ranking._recipe import COLUMNS, CaseValues, Criterion, RankingError, RankingRecipe
-from medarena.evaluators.tasks import higher_is_better
 
 
 def case_values(
@@ -99,7 +99,7 @@ def _criteria(frame: pd.DataFrame, recipe: RankingRecipe) -> list[Criterion]:
                 f"the recipe names label {spec.label!r} of metric {spec.metric!r}, which the table "
                 f"does not have (its labels: {', '.join(repr(lab) for lab in labels)})"
             )
-        direction = higher_is_better(spec.metric) if spec.higher_is_better is None else spec.higher_is_better
+        direction = spec.higher_is_better if spec.higher_is_better is not None else _declared_direction(spec.metric)
         for label in [spec.label] if spec.label is not None else labels:
             criteria.append(Criterion(spec.metric, label, spec.weight, direction))
     keys = [c.key for c in criteria]
@@ -126,3 +126,8 @@ def _universe(column: pd.Series, given: Sequence[Any] | None, what: str) -> list
     return given
 
 
+def _declared_direction(metric: str) -> bool:
+    """The registry's direction of a metric; one it does not declare (an organizer's own metric)
+    ranks higher-is-better unless the recipe sets ``higher_is_better``."""
+    declared = registry.higher_is_better(metric)
+    return True if declared is None else declared

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from medarena.evaluators._checks import check_spacing
+
 #: slices of the first array axis handled at once (bounds the memory of the nine derivatives)
 _SLAB = 4
 
@@ -17,30 +19,46 @@ def jacobian_determinant(
 ) -> np.ndarray:
     """Jacobian determinant J = det(I + ∇u) of the map x -> x + u(x), at every voxel.
 
-    ``field`` is (z, y, x, 3) in 3D or (y, x, 2) in 2D, components in ITK order (x, y, z), in mm;
-    ``spacing`` is in array order (z, y, x); ``direction`` is the ITK direction matrix (row-major,
-    ITK order), identity when None.
-
     Derivatives are taken with respect to physical coordinates: with x = o + D S i (i the index in
     ITK order, S = diag(spacing)), ∇u = (∂u/∂i) S⁻¹ D⁻¹, hence
-    J = det(I + (∂u/∂i) S⁻¹ D⁻¹) = det(D + (∂u/∂i) S⁻¹) / det(D).
-    ∂u/∂i are central differences (u[i+1] − u[i−1]) / 2 inside the image and one-sided differences
-    u[1] − u[0], u[n−1] − u[n−2] on its first and last voxels (as ``numpy.gradient``); an axis of a
-    single voxel has zero derivative.
+    J = det(I + (∂u/∂i) S⁻¹ D⁻¹) = det(D + (∂u/∂i) S⁻¹) / det(D). ∂u/∂i are central differences
+    (u[i+1] − u[i−1]) / 2 inside the image and one-sided differences u[1] − u[0], u[n−1] − u[n−2]
+    on its first and last voxels (as ``numpy.gradient``); an axis of a single voxel has zero
+    derivative. The arithmetic is float64 for a float64 field and float32 otherwise (J then exact
+    to about 1e-6).
 
-    The arithmetic is float64 for a float64 field and float32 otherwise (a float32 field carries no
-    more precision; J is then exact to about 1e-6).
+    Parameters
+    ----------
+    field : numpy.ndarray
+        (z, y, x, 3) in 3D or (y, x, 2) in 2D, components in ITK order (x, y, z), in mm.
+    spacing : sequence of float
+        Voxel size in mm, one positive value per axis (array order).
+    direction : sequence of float, optional
+        The ITK direction matrix (row-major, ITK order); identity when None.
 
-    Returns:
-        J with the field's spatial shape. J > 0 where the map keeps orientation, J ≤ 0 where it
+    Returns
+    -------
+    numpy.ndarray
+        J with the field's spatial shape: J > 0 where the map keeps orientation, J ≤ 0 where it
         folds.
+
+    References
+    ----------
+    Hering et al., Learn2Reg, IEEE TMI 42:697 (2023) (regularity); docs/metrics.md, section
+    Registration.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> u = np.zeros((3, 4, 2)); u[..., 0] = 0.1 * np.arange(4)  # u_x = 0.1 x: a 10 % stretch
+    >>> np.round(jacobian_determinant(u, spacing=(1.0, 1.0)), 6).tolist()[1]
+    [1.1, 1.1, 1.1, 1.1]
     """
     u = np.asarray(field)
     ndim = u.ndim - 1
     if ndim not in (2, 3) or u.shape[-1] != ndim:
         raise ValueError(f"field must be (z, y, x, 3) or (y, x, 2), got shape {u.shape}")
-    if len(spacing) != ndim:
-        raise ValueError(f"spacing {tuple(spacing)} does not match a {ndim}D field")
+    spacing = check_spacing(spacing, ndim)
     dtype = np.float64 if u.dtype == np.float64 else np.float32
     spacing_itk = np.asarray(spacing, dtype=float)[::-1]
     d = np.eye(ndim) if direction is None else np.asarray(direction, dtype=float).reshape(ndim, ndim)
@@ -124,12 +142,31 @@ def _determinant(m: list[list[np.ndarray]]) -> np.ndarray:
 def sdlogj(jacobian: np.ndarray, mask: np.ndarray | None = None, *, offset: float = 0.0) -> float:
     """Standard deviation of the log Jacobian determinant: std(log(clip(J + offset, 1e-9, 1e9))).
 
-    The standard deviation is the population one (ddof = 0); with ``mask`` only its voxels count.
-    ``offset`` is 0 in the definition (METRICS.md); the Learn2Reg script adds 3 (see
-    :mod:`medarena.evaluators.registration._learn2reg`). Folded voxels (J ≤ 0) are clipped to 1e-9, so each one
-    contributes log(1e-9) ≈ −20.7. NaN when no voxel counts.
+    Folded voxels (J ≤ 0) are clipped to 1e-9, so each one contributes log(1e-9) ≈ −20.7.
 
-    Reference: Hering et al., Learn2Reg, IEEE TMI 2022 (SDlogJ).
+    Parameters
+    ----------
+    jacobian : numpy.ndarray
+        J, e.g. from :func:`jacobian_determinant`.
+    mask : numpy.ndarray, optional
+        Of J's shape; only its voxels count.
+    offset : float
+        0 in the definition; the Learn2Reg script adds 3 (the ``l2r`` convention).
+
+    Returns
+    -------
+    float
+        The population standard deviation (ddof = 0); NaN when no voxel counts.
+
+    References
+    ----------
+    Hering et al., Learn2Reg, IEEE TMI 42:697 (2023); docs/metrics.md, section Registration.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sdlogj(np.array([1.0, np.e]))  # std of (0, 1)
+    0.5
     """
     values = _select(jacobian, mask)
     if values.size == 0:
@@ -141,7 +178,30 @@ def sdlogj(jacobian: np.ndarray, mask: np.ndarray | None = None, *, offset: floa
 
 
 def folding(jacobian: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Fraction of voxels (inside ``mask`` when given) where J ≤ 0; NaN when no voxel counts."""
+    """Fraction of voxels where the Jacobian determinant J ≤ 0 (the map folds).
+
+    Parameters
+    ----------
+    jacobian : numpy.ndarray
+        J, e.g. from :func:`jacobian_determinant`.
+    mask : numpy.ndarray, optional
+        Of J's shape; only its voxels count.
+
+    Returns
+    -------
+    float
+        In [0, 1]; NaN when no voxel counts.
+
+    References
+    ----------
+    Hering et al., Learn2Reg, IEEE TMI 42:697 (2023); docs/metrics.md, section Registration.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> folding(np.array([1.0, 0.5, 0.0, -0.2]))
+    0.5
+    """
     values = _select(jacobian, mask)
     if values.size == 0:
         return float("nan")

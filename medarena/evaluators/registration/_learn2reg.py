@@ -1,40 +1,44 @@
-"""The ``l2r`` convention: the choices of the Learn2Reg evaluation scripts (Hering et al., IEEE TMI 2022).
+"""The ``l2r`` convention: the choices of the Learn2Reg evaluation script (Hering et al., IEEE TMI 2022).
 
-Learn2Reg's ``evaluation.py`` / ``utils.py`` work in voxel space of NIfTI arrays, never in world
-coordinates. What is reproduced here, and where it is an assumption (the official scripts were not
-at hand when this was written; each point below is stated from their published behaviour):
+Checked against MDL-UzL/L2R at commit 88475095e35442087a24439ff34ec09f54bc7dac (2025-02-10),
+``evaluation/evaluation.py`` and ``evaluation/utils.py`` (evaluation version "2.0"). The script works
+in voxel space of NIfTI arrays, never in world coordinates:
 
 - Fields are in **voxel units**, one component per array axis of the fixed image. In medarena's
   layout (array (z, y, x, 3), components in ITK order x, y, z) component c displaces along ITK index
   axis c, which is NIfTI/nibabel array axis c, so a Learn2Reg field maps onto ours unchanged.
-  Direction cosines and origins play no part (the scripts ignore them).
-- TRE: the field is sampled at the fixed landmarks (voxel indices) with
+  Direction cosines and origins play no part (the script ignores them).
+- TRE (``compute_tre``): the field is sampled at the fixed landmarks (voxel indices) with
   ``scipy.ndimage.map_coordinates`` at its defaults: **cubic B-spline** (order 3, with prefilter)
   and ``mode="constant"`` (zero outside the image, so a landmark near the border sees a damped
   displacement); TRE = ‖(x_f + u(x_f) − x_m) ∘ s_moving‖ with s_moving the **moving** image's
-  spacing. *Departure from the stated definition*: a fixed-image point plus a displacement is
-  compared with a moving-image index and scaled by the moving spacing, which is only the
-  physical TRE when both images share one grid (true of the Learn2Reg data sets); see
-  :func:`tre_voxel`.
-- Labels: the moving labels are warped with ``map_coordinates(order=0)`` (nearest neighbour,
-  zero outside) at identity + u. Per label of the fixed labels: Dice, and HD95 **in voxels**
-  (unit spacing) with DeepMind surface-distance's definition (surfels weighted by area, as the
-  script; the segmentation evaluator's ``deepmind`` convention), so an empty warped label gives
-  ``inf``. A label absent from the fixed or the moving labels gives NaN for both, and the case
-  value is the NaN-ignoring mean over labels.
-- SDlogJ: J from central differences ``[-0.5, 0, 0.5]`` in voxel units (``scipy.ndimage.correlate``
-  with zero padding), **cropped by 2 voxels** on every side, then
-  ``std(log(clip(J + 3, 1e-9, 1e9)))``. *Departure from the stated definition* (std of log J):
-  the script adds 3 to J before the clip, which compresses the spread (for J ≈ 1,
-  std(log(J + 3)) ≈ std(J)/4 instead of ≈ std(J)) and lets folds with −3 < J ≤ 0 count as finite
-  values. This is reproduced by default (``offset=3``) and documented in :func:`sdlogj_l2r`.
-  Folding is reported from the same cropped J without the offset.
-- Aggregation over cases, as the evaluation script (MDL-UzL/L2R, ``evaluation/evaluation.py``):
-  pandas ``mean()``, ``std()`` (the sample standard deviation, ddof = 1) and ``quantile(.3)``
-  (linear interpolation) of every metric. *Departure from the stated definition* (the "30 %
-  worst cases" robustness value): the script takes the 30th percentile of every column, so for
-  TRE, HD95 and SDlogJ, where lower is better, ``*_30`` lies in the better tail, not the worst.
-  This is reproduced; see :func:`aggregate_l2r`.
+  spacing; the case value is the mean over landmarks. *Departure from the stated definition*: a
+  fixed-image point plus a displacement is compared with a moving-image index and scaled by the
+  moving spacing, which is only the physical TRE when both images share one grid (true of the
+  Learn2Reg data sets); see :func:`tre_voxel`.
+- Labels (``compute_dice``, ``compute_hd95``): the moving labels are warped with
+  ``map_coordinates(order=0)`` (nearest neighbour, zero outside) at identity + u. Per label of the
+  configuration: Dice, and HD95 **in voxels** (``np.ones(3)`` as spacing) with DeepMind
+  surface-distance's ``compute_robust_hausdorff`` (surfels weighted by area, as the copy of
+  surface-distance in the repository; the segmentation evaluator's ``deepmind`` convention), so an
+  empty warped label gives ``inf``. A label absent from the fixed or the moving labels gives NaN
+  for both, and the case value is ``np.nanmean`` over labels (NaN when every label is absent).
+- SDlogJ (``jacobian_determinant``): J from central differences ``[-0.5, 0, 0.5]`` in voxel units
+  (``scipy.ndimage.correlate`` with zero padding), **cropped by 2 voxels** on every side, then
+  ``std(log(clip(J + 3, 1e-9, 1e9)))`` (numpy's population std; with a mask, of the masked
+  values). *Departure from the stated definition* (std of log J): the script adds 3 to J before
+  the clip, which compresses the spread (for J ≈ 1, std(log(J + 3)) ≈ std(J)/4 instead of
+  ≈ std(J)) and lets folds with −3 < J ≤ 0 count as finite values. This is reproduced by default
+  (``offset=3``) and documented in :func:`sdlogj_l2r`. The script's ``num_foldings`` counts
+  ``clip(J + 3) <= 0``, which the clip makes always 0; medarena reports ``folding`` (the fraction
+  of J ≤ 0) from the same cropped J without the offset instead.
+- Data-set summary over cases (:func:`aggregate_l2r`): numpy's ``mean()``, ``std()`` (the
+  **population** standard deviation, ddof = 0, since commit 3a37e9a of 2023-05-22, which replaced
+  pandas) and, under the key ``30``, ``np.quantile`` (linear interpolation) at **0.7 for TRE and
+  SDlogJ** and at **0.3 for Dice and HD95** (since commit 28985b7 of 2024-08-01). For TRE and
+  SDlogJ (lower is better) the 70th percentile is the "30 % worst cases" value; for HD95, also
+  lower-is-better, the script's 30th percentile lies in the better tail. This is reproduced. NaN
+  case values are not left out (numpy, not pandas): one NaN makes the metric's summary NaN.
 """
 
 from __future__ import annotations
@@ -135,23 +139,45 @@ def sdlogj_l2r(jacobian_cropped: np.ndarray, mask_cropped: np.ndarray | None = N
     return sdlogj(jacobian_cropped, mask_cropped, offset=offset)
 
 
+#: the quantile of each metric under the script's key ``30`` (MDL-UzL/L2R ``evaluation.py``)
+L2R_QUANTILE = {"tre": 0.7, "sdlogj": 0.7, "dice": 0.3, "hd95": 0.3}
+
+
 def aggregate_l2r(case_values: Mapping[str, Sequence[float]]) -> dict[str, float]:
     """Learn2Reg's summary over cases of each metric, as its evaluation script computes it.
 
-    ``case_values`` maps ``tre``, ``dice``, ``hd95``, ``sdlogj`` (any subset) to one value per case
-    (NaN values are left out, as pandas does): ``{metric}_mean``, ``{metric}_std`` (sample standard
-    deviation, ddof = 1; NaN for one case) and ``{metric}_30``, the 30th percentile with linear
-    interpolation for every metric, lower-is-better ones included (the script's
-    ``quantile(.3)``; for them it is not the worst 30 % that the challenge's text describes).
+    Parameters
+    ----------
+    case_values
+        ``tre``, ``dice``, ``hd95``, ``sdlogj`` (any subset) -> one value per case (the case's
+        mean TRE, label-mean Dice and HD95, SDlogJ).
+
+    Returns
+    -------
+    dict
+        ``{metric}_mean`` (numpy mean), ``{metric}_std`` (numpy std: population, ddof = 0) and
+        ``{metric}_30`` (``np.quantile`` with linear interpolation at :data:`L2R_QUANTILE`: 0.7 for
+        TRE and SDlogJ, 0.3 for Dice and HD95; the name is the script's key). NaN values are kept,
+        so one NaN case makes all three NaN; a metric without cases gives NaN.
+
+    References
+    ----------
+    MDL-UzL/L2R ``evaluation/evaluation.py`` at commit 88475095e35442087a24439ff34ec09f54bc7dac.
+
+    Examples
+    --------
+    >>> out = aggregate_l2r({"tre": [1.0, 2.0, 3.0, 4.0], "dice": [0.5, 0.7, 0.9, 0.6]})
+    >>> round(out["tre_30"], 6), round(out["dice_30"], 6), round(out["tre_std"], 6)
+    (3.1, 0.59, 1.118034)
     """
     out: dict[str, float] = {}
     for metric, values in case_values.items():
-        arr = np.asarray([v for v in values if v is not None and not np.isnan(v)], dtype=float)
+        arr = np.asarray([np.nan if v is None else v for v in values], dtype=float)
         if arr.size == 0:
             out.update({f"{metric}_mean": float("nan"), f"{metric}_std": float("nan"),
                         f"{metric}_30": float("nan")})
             continue
         out[f"{metric}_mean"] = float(arr.mean())
-        out[f"{metric}_std"] = float(arr.std(ddof=1)) if arr.size > 1 else float("nan")
-        out[f"{metric}_30"] = float(np.quantile(arr, 0.3))
+        out[f"{metric}_std"] = float(arr.std())
+        out[f"{metric}_30"] = float(np.quantile(arr, L2R_QUANTILE.get(metric, 0.3)))
     return out

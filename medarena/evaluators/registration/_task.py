@@ -7,6 +7,7 @@ moving points: x_m = x_f + u(x_f) (docs/metrics.md, section Registration); field
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -40,7 +41,7 @@ _TRE_KEYS = ("mean", "median", "p95", "max", "std")
 class RegistrationSettings(TaskSettings):
     """How a registration case is scored.
 
-    - ``convention``: ``default`` (METRICS.md) or ``l2r`` (the Learn2Reg scripts, see
+    - ``convention``: ``default`` (docs/metrics.md, section Registration) or ``l2r`` (the Learn2Reg script, see
       :mod:`medarena.evaluators.registration._learn2reg`).
     - ``metrics``: groups (``tre``, ``tre_initial``, ``dice``, ``hd95``, ``sdlogj``, ``folding``) or
       single columns (``tre_mean``, ``tre_initial_p95``, ...); None = every metric the case's
@@ -155,21 +156,27 @@ class RegistrationTask(Task):
                 pooled["l2r_hd95"] = _nanmean([r.get("hd95") for r in label_rows])
 
         if l2r:
-            pooled["l2r_tre"] = whole.get("tre_mean")
-            pooled["l2r_sdlogj"] = whole.get("sdlogj")
+            for metric, key in (("tre", "tre_mean"), ("sdlogj", "sdlogj")):
+                if key in whole:
+                    pooled[f"l2r_{metric}"] = whole[key]
         return CaseResult(rows=_select_columns([whole] + rows, settings), pooled=pooled)
 
     def score_dataset(self, results: Sequence[CaseResult], settings: RegistrationSettings) -> dict[str, Any]:
         """With ``l2r``: Learn2Reg's summary (:func:`~medarena.evaluators.registration._learn2reg.aggregate_l2r`)
-        of the per-case TRE mean, label-mean Dice and HD95, and SDlogJ; otherwise nothing."""
+        of the per-case TRE mean, label-mean Dice and HD95, and SDlogJ; otherwise nothing.
+
+        A case value the script would keep as NaN or infinity (an HD95 of an emptied label) reaches
+        this step from the platform as JSON null, which counts as NaN: the summary is then NaN
+        where the script's would be NaN or infinite."""
         if settings.convention != "l2r":
             return {}
         values: dict[str, list[float]] = {}
         for result in results:
+            pooled = result.pooled or {}
             for metric in ("tre", "dice", "hd95", "sdlogj"):
-                value = (result.pooled or {}).get(f"l2r_{metric}")
-                if value is not None:
-                    values.setdefault(metric, []).append(float(value))
+                if f"l2r_{metric}" in pooled:  # a NaN case value is stored as None (JSON null)
+                    value = pooled[f"l2r_{metric}"]
+                    values.setdefault(metric, []).append(math.nan if value is None else float(value))
         return learn2reg.aggregate_l2r(values)
 
 
@@ -342,10 +349,12 @@ def _label_rows(reference: Mapping[str, Any], field: Image, values: Any,
     return [{"label": name, **scores[name]} for name in labels]
 
 
-def _nanmean(values: list[Any]) -> float | None:
+def _nanmean(values: list[Any]) -> float:
+    """The mean over labels leaving NaN out, NaN when none is left (numpy's ``nanmean``, as the
+    Learn2Reg script's case value of Dice and HD95)."""
     arr = np.asarray([v for v in values if v is not None], dtype=float)
     arr = arr[~np.isnan(arr)]
-    return float(arr.mean()) if arr.size else None
+    return float(arr.mean()) if arr.size else math.nan
 
 
 TASK = RegistrationTask()

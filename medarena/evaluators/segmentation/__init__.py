@@ -11,11 +11,17 @@ Metric names: ``dice``, ``iou``, ``sensitivity``, ``precision``, ``specificity``
 the settings) or ``nsd@<τ mm>``, ``lesion_tp``, ``lesion_fp``, ``lesion_fn``, ``lesion_f1``,
 ``panoptic_quality``.
 
-Conventions (docs/metrics.md, section Segmentation): ``default`` (MetricsReloaded's choices: voxel
-borders, max of directed percentiles, empty masks scored as best/worst values), ``deepmind``
-(surfels weighted by area and ``inf``/NaN for empty masks, as google-deepmind/surface-distance),
-``pooled`` (the percentile of the pooled directed distances, as MedPy, seg-metrics and panoptica),
-``brats2023`` (BraTS 2023 lesion-wise ``dice`` and ``hd95``).
+Conventions (docs/metrics.md, section Segmentation), with the versions checked:
+
+- ``default``: Metrics Reloaded's choices (voxel borders, the larger of the directed percentiles,
+  empty masks scored as best/worst values); equal to MONAI 1.6.1's ``compute_hausdorff_distance``,
+  ``compute_average_surface_distance`` and ``compute_surface_dice`` in the tests.
+- ``deepmind``: surfels weighted by area and ``inf``/NaN for empty masks, as
+  google-deepmind/surface-distance (the PyPI package surface-distance 0.1, checked in the tests).
+- ``pooled``: the percentile of the pooled directed distances, as MedPy 0.5.2 and panoptica 2.1.7
+  (both checked in the tests) and seg-metrics (installed 1.2.8, not compared in the tests).
+- ``brats2023``: BraTS 2023 lesion-wise ``dice`` and ``hd95``, as rachitsaluja/BraTS-2023-Metrics
+  ``metrics.py`` at commit 43c905242b2eecf421d4ab2da7af8ece9777d322.
 """
 
 from medarena.evaluators.segmentation._chunked import evaluate_chunked

@@ -1,7 +1,10 @@
 """Lesion-wise Dice and HD95 of the BraTS 2023 evaluation (the ``brats2023`` convention).
 
-The rules of the BraTS 2023 lesion-wise metrics (rachitsaluja/BraTS-2023-Metrics; Saluja et al.,
-BraTS 2023 challenge reports):
+The rules of the BraTS 2023 lesion-wise metrics (Saluja et al., BraTS 2023 challenge reports), as
+``metrics.py`` of rachitsaluja/BraTS-2023-Metrics at commit 43c905242b2eecf421d4ab2da7af8ece9777d322
+(2023-10-12) computes them. Its defaults per task: dilation 3 and 50 mm³ for BraTS-GLI, -SSA and
+-PED; dilation 1 and 50 mm³ for BraTS-MEN; dilation 1 and 2 mm³ for BraTS-MET (the settings
+``lesion_dilation`` and ``lesion_min_volume_mm3``):
 
 1. Reference lesions are the connected components (26-connectivity) of the reference mask, after
    merging those that touch once the whole reference is dilated ``dilation`` times with the
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from medarena.evaluators._checks import check_same_shape, check_spacing
 from medarena.evaluators.segmentation._instances import connected_components
 from medarena.evaluators.segmentation._surface import directed_percentile, surface_distances
 
@@ -63,8 +67,8 @@ def lesion_wise_scores(reference: np.ndarray, prediction: np.ndarray, spacing: S
                        dilation: int = 3, min_volume_mm3: float = 50.0) -> LesionWiseResult:
     """BraTS 2023 lesion-wise Dice and HD95 (mm) and lesion counts of two binary masks."""
     a, b = np.asarray(reference, bool), np.asarray(prediction, bool)
-    if a.shape != b.shape:
-        raise ValueError(f"shapes differ: reference {a.shape}, prediction {b.shape}")
+    check_same_shape(a.shape, b.shape)
+    spacing = check_spacing(spacing, a.ndim)
     structure = ndimage.generate_binary_structure(a.ndim, a.ndim - 1)
     voxel_volume = float(np.prod(spacing))
 

@@ -54,11 +54,46 @@ def evaluate_chunked(
     slab_voxels: int = SLAB_VOXELS,
     **unused: Any,
 ) -> dict[str, dict[str, Any]]:
-    """:func:`~medarena.evaluators.segmentation.evaluate` for zarr or dask arrays, slab by slab.
+    """:func:`evaluate` for zarr or dask arrays too large for memory, read slab by slab.
 
-    Supports the count and surface metrics under the ``default``, ``deepmind`` and ``pooled``
-    conventions, with the same values as the in-memory path; ``slab_voxels`` bounds the voxels
-    read at a time (rounded to whole chunks along axis 0 where they fit).
+    The maps are read once along axis 0 (module docstring); each slab adds to the voxel counts
+    and contributes its surface points, and the surface points of the whole volume go through the
+    same nearest-neighbour search as in memory, so the values are :func:`evaluate`'s.
+
+    Parameters
+    ----------
+    reference, prediction : array-like
+        Label maps of one shape, 2D or 3D: zarr arrays, dask arrays, numpy arrays or memory maps
+        (anything that slices along axis 0 into numpy).
+    spacing : sequence of float
+        Voxel size in mm, one positive, finite value per axis (checked as in memory).
+    metrics : sequence of str
+        Count and surface metric names (instance metrics need whole components: not here).
+    labels, nsd_tolerance : optional
+        As :func:`evaluate`.
+    convention : str
+        ``default``, ``deepmind`` or ``pooled`` (``brats2023`` needs the whole volume).
+    slab_voxels : int
+        At most how many voxels one slab holds (rounded down to whole chunks along axis 0 where
+        one fits, so no chunk is decoded twice; at least one slice).
+
+    Returns
+    -------
+    dict
+        ``{label name: {metric: value, ...}}``, as :func:`evaluate`.
+
+    References
+    ----------
+    docs/metrics.md, section Segmentation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> reference = np.array([[1, 1, 0, 2]], np.uint8)
+    >>> prediction = np.array([[1, 0, 0, 2]], np.uint8)
+    >>> rows = evaluate_chunked(reference, prediction, spacing=(1, 1), metrics=["dice", "hd"])
+    >>> {label: {m: round(v, 4) for m, v in row.items()} for label, row in rows.items()}
+    {'1': {'dice': 0.6667, 'hd': 1.0}, '2': {'dice': 1.0, 'hd': 0.0}}
     """
     check_convention(convention)
     specs = [parse_metric(m) for m in metrics]

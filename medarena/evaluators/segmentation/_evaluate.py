@@ -45,22 +45,55 @@ def evaluate(
     lesion_dilation: int = 3,
     lesion_min_volume_mm3: float = 50.0,
 ) -> dict[str, dict[str, Any]]:
-    """Every requested metric for every label: ``{label name: {metric: value, ...}}``.
+    """Every requested metric for every label of two label maps, in one pass.
 
-    Args:
-        reference, prediction: label maps of the same shape (boolean or non-negative integers).
-        spacing: voxel size in mm, array order.
-        metrics: metric names (module docstring).
-        labels: name -> value (or list of values scored as one region), a list of values, or None
-            for every non-zero value present in either map.
-        convention: ``default``, ``deepmind``, ``pooled`` or ``brats2023`` (METRICS.md).
-        nsd_tolerance: τ in mm of the metric ``nsd`` (a number or one per label name).
-        connectivity: of the instances, 1..ndim (None = full: 26 in 3D, 8 in 2D).
-        match_iou: instances match when their IoU exceeds this.
-        lesion_dilation, lesion_min_volume_mm3: the ``brats2023`` lesion rules.
+    The voxel counts of every label come from one joint histogram; per label, one surface extraction
+    and one nearest-neighbour search serve every surface metric.
 
-    A label missing from one map (or both) adds ``"empty": "reference" | "prediction" | "both"``
-    to its row; the values then follow the convention's empty-mask rules. Undefined values are NaN.
+    Parameters
+    ----------
+    reference, prediction : numpy.ndarray
+        Label maps of one shape, 2D or 3D: boolean, non-negative integers, or floats holding whole
+        non-negative numbers.
+    spacing : sequence of float
+        Voxel size in mm, one positive, finite value per axis (array order).
+    metrics : sequence of str
+        Metric names (:mod:`medarena.evaluators.segmentation`), e.g. ``["dice", "hd95", "nsd@2"]``.
+    labels : mapping or sequence, optional
+        Name -> value (or list of values scored as one region), a list of values, or None for every
+        non-zero value present in either map.
+    convention : str
+        ``default``, ``deepmind``, ``pooled`` or ``brats2023``.
+    nsd_tolerance : float or mapping
+        τ in mm of the metric ``nsd`` (one number, or one per label name).
+    connectivity : int, optional
+        Of the instances, 1..ndim (None: full, 26 in 3D and 8 in 2D).
+    match_iou : float
+        Instances match when their IoU exceeds this.
+    lesion_dilation, lesion_min_volume_mm3 : int, float
+        The ``brats2023`` lesion rules.
+
+    Returns
+    -------
+    dict
+        ``{label name: {metric: value, ...}}``. A label missing from one map (or both) adds
+        ``"empty": "reference" | "prediction" | "both"`` to its row, and its values follow the
+        convention's empty-mask rules. Undefined values are NaN.
+
+    References
+    ----------
+    docs/metrics.md, section Segmentation: each convention and the library it reproduces, compared
+    in the tests (MONAI 1.6.1 for ``default``, surface-distance 0.1 for ``deepmind``, MedPy 0.5.2
+    and panoptica 2.1.7 for ``pooled``; BraTS-2023-Metrics at 43c9052 for ``brats2023``, by hand).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> reference = np.array([[1, 1, 0, 2]], np.uint8)
+    >>> prediction = np.array([[1, 0, 0, 2]], np.uint8)
+    >>> rows = evaluate(reference, prediction, spacing=(1, 1), metrics=["dice", "hd"])
+    >>> {label: {m: round(v, 4) for m, v in row.items()} for label, row in rows.items()}
+    {'1': {'dice': 0.6667, 'hd': 1.0}, '2': {'dice': 1.0, 'hd': 0.0}}
     """
     check_convention(convention)
     ref = check_label_map(reference, "reference")

@@ -1,6 +1,6 @@
 """Voxel counts and the overlap metrics computed from them.
 
-Notation (METRICS.md): A = reference mask, B = prediction mask, TP = |A ∩ B|, FP = |B \\ A|,
+Notation (docs/metrics.md, section Segmentation): A = reference mask, B = prediction mask, TP = |A ∩ B|, FP = |B \\ A|,
 FN = |A \\ B|, TN = the voxels in neither. A zero denominator gives NaN unless the metric's
 docstring says otherwise. References: Taha & Hanbury 2015 (BMC Med Imaging 15:29) for the
 definitions, Maier-Hein et al. 2024 (Metrics Reloaded, Nat Methods 21:195) for the empty cases.
@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from medarena.evaluators._checks import check_same_shape, check_spacing
 
 # Blocks of this many voxels keep the joint histogram's temporary arrays small.
 _BLOCK = 1 << 22
@@ -49,8 +51,7 @@ class Counts:
 def confusion_counts(reference: np.ndarray, prediction: np.ndarray) -> Counts:
     """TP, FP, FN, TN of two binary masks (non-zero = foreground) of the same shape."""
     a, b = np.asarray(reference, bool), np.asarray(prediction, bool)
-    if a.shape != b.shape:
-        raise ValueError(f"shapes differ: reference {a.shape}, prediction {b.shape}")
+    check_same_shape(a.shape, b.shape)
     tp = int(np.count_nonzero(a & b))
     size_a, size_b = int(np.count_nonzero(a)), int(np.count_nonzero(b))
     fp, fn = size_b - tp, size_a - tp
@@ -204,40 +205,241 @@ COUNT_METRICS: Mapping[str, object] = {
 
 
 def dice(reference: np.ndarray, prediction: np.ndarray) -> float:
-    """Dice = 2|A ∩ B| / (|A| + |B|); 1 when both masks are empty, 0 when exactly one is."""
+    """Dice similarity coefficient 2TP / (2TP + FP + FN) = 2|A ∩ B| / (|A| + |B|).
+
+    Parameters
+    ----------
+    reference, prediction : numpy.ndarray
+        Binary masks of one shape (non-zero is foreground), any number of dimensions.
+
+    Returns
+    -------
+    float
+        In [0, 1]; 1 when both masks are empty, 0 when exactly one is.
+
+    References
+    ----------
+    Taha & Hanbury, BMC Medical Imaging 15:29 (2015) for the definition; Maier-Hein et al.,
+    Metrics Reloaded, Nature Methods 21:195 (2024) for the empty masks; docs/metrics.md, section
+    Segmentation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.array([[1, 1, 1, 0]], bool)  # reference: 3 voxels
+    >>> b = np.array([[0, 1, 1, 1]], bool)  # prediction: 3 voxels, 2 of them shared
+    >>> round(dice(a, b), 4)  # 2 * 2 / (3 + 3)
+    0.6667
+    """
     return dice_from_counts(confusion_counts(reference, prediction))
 
 
 def iou(reference: np.ndarray, prediction: np.ndarray) -> float:
-    """IoU = |A ∩ B| / |A ∪ B|; 1 when both masks are empty, 0 when exactly one is."""
+    """Intersection over union (Jaccard index) TP / (TP + FP + FN) = |A ∩ B| / |A ∪ B|.
+
+    Parameters
+    ----------
+    reference, prediction : numpy.ndarray
+        Binary masks of one shape (non-zero is foreground), any number of dimensions.
+
+    Returns
+    -------
+    float
+        In [0, 1]; 1 when both masks are empty, 0 when exactly one is.
+
+    References
+    ----------
+    Taha & Hanbury, BMC Medical Imaging 15:29 (2015) for the definition; Maier-Hein et al.,
+    Metrics Reloaded, Nature Methods 21:195 (2024) for the empty masks; docs/metrics.md, section
+    Segmentation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.array([[1, 1, 1, 0]], bool)  # reference: 3 voxels
+    >>> b = np.array([[0, 1, 1, 1]], bool)  # prediction: 3 voxels, 2 of them shared
+    >>> iou(a, b)  # 2 / 4
+    0.5
+    """
     return iou_from_counts(confusion_counts(reference, prediction))
 
 
 def sensitivity(reference: np.ndarray, prediction: np.ndarray) -> float:
-    """Sensitivity = |A ∩ B| / |A|; NaN for an empty reference."""
+    """Sensitivity (recall, true positive rate) TP / (TP + FN) = |A ∩ B| / |A|.
+
+    Parameters
+    ----------
+    reference, prediction : numpy.ndarray
+        Binary masks of one shape (non-zero is foreground), any number of dimensions.
+
+    Returns
+    -------
+    float
+        In [0, 1]; NaN for an empty reference.
+
+    References
+    ----------
+    Taha & Hanbury, BMC Medical Imaging 15:29 (2015) for the definition; Maier-Hein et al.,
+    Metrics Reloaded, Nature Methods 21:195 (2024) for the empty masks; docs/metrics.md, section
+    Segmentation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.array([[1, 1, 1, 0]], bool)  # reference: 3 voxels
+    >>> b = np.array([[0, 1, 1, 1]], bool)  # prediction: 3 voxels, 2 of them shared
+    >>> round(sensitivity(a, b), 4)  # 2 / 3
+    0.6667
+    """
     return sensitivity_from_counts(confusion_counts(reference, prediction))
 
 
 def precision(reference: np.ndarray, prediction: np.ndarray) -> float:
-    """Precision = |A ∩ B| / |B|; NaN for an empty prediction."""
+    """Precision (positive predictive value) TP / (TP + FP) = |A ∩ B| / |B|.
+
+    Parameters
+    ----------
+    reference, prediction : numpy.ndarray
+        Binary masks of one shape (non-zero is foreground), any number of dimensions.
+
+    Returns
+    -------
+    float
+        In [0, 1]; NaN for an empty prediction.
+
+    References
+    ----------
+    Taha & Hanbury, BMC Medical Imaging 15:29 (2015) for the definition; Maier-Hein et al.,
+    Metrics Reloaded, Nature Methods 21:195 (2024) for the empty masks; docs/metrics.md, section
+    Segmentation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.array([[1, 1, 1, 0]], bool)  # reference: 3 voxels
+    >>> b = np.array([[0, 1, 1, 1]], bool)  # prediction: 3 voxels, 2 of them shared
+    >>> round(precision(a, b), 4)  # 2 / 3
+    0.6667
+    """
     return precision_from_counts(confusion_counts(reference, prediction))
 
 
 def specificity(reference: np.ndarray, prediction: np.ndarray) -> float:
-    """Specificity = TN / (TN + FP); NaN when the reference fills the image."""
+    """Specificity (true negative rate) TN / (TN + FP).
+
+    Parameters
+    ----------
+    reference, prediction : numpy.ndarray
+        Binary masks of one shape (non-zero is foreground), any number of dimensions.
+
+    Returns
+    -------
+    float
+        In [0, 1]; NaN when the reference fills the image (no negatives).
+
+    References
+    ----------
+    Taha & Hanbury, BMC Medical Imaging 15:29 (2015) for the definition; Maier-Hein et al.,
+    Metrics Reloaded, Nature Methods 21:195 (2024) for the empty masks; docs/metrics.md, section
+    Segmentation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.array([[1, 1, 1, 0]], bool)  # reference: 3 voxels
+    >>> b = np.array([[0, 1, 1, 1]], bool)  # prediction: 3 voxels, 2 of them shared
+    >>> specificity(a, np.array([[1, 1, 0, 0]], bool))  # 1 / (1 + 0)
+    1.0
+    """
     return specificity_from_counts(confusion_counts(reference, prediction))
 
 
 def accuracy(reference: np.ndarray, prediction: np.ndarray) -> float:
-    """Accuracy = (TP + TN) / number of voxels."""
+    """Accuracy (TP + TN) / number of voxels.
+
+    Parameters
+    ----------
+    reference, prediction : numpy.ndarray
+        Binary masks of one shape (non-zero is foreground), any number of dimensions.
+
+    Returns
+    -------
+    float
+        In [0, 1].
+
+    References
+    ----------
+    Taha & Hanbury, BMC Medical Imaging 15:29 (2015) for the definition; Maier-Hein et al.,
+    Metrics Reloaded, Nature Methods 21:195 (2024) for the empty masks; docs/metrics.md, section
+    Segmentation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.array([[1, 1, 1, 0]], bool)  # reference: 3 voxels
+    >>> b = np.array([[0, 1, 1, 1]], bool)  # prediction: 3 voxels, 2 of them shared
+    >>> accuracy(a, b)  # (2 + 0) / 4
+    0.5
+    """
     return accuracy_from_counts(confusion_counts(reference, prediction))
 
 
 def volume_similarity(reference: np.ndarray, prediction: np.ndarray) -> float:
-    """Volume similarity = 1 − ||A| − |B|| / (|A| + |B|); NaN when both masks are empty."""
+    """Volume similarity 1 − |FP − FN| / (2TP + FP + FN) = 1 − ||A| − |B|| / (|A| + |B|).
+
+    Parameters
+    ----------
+    reference, prediction : numpy.ndarray
+        Binary masks of one shape (non-zero is foreground), any number of dimensions.
+
+    Returns
+    -------
+    float
+        In [0, 1]; NaN when both masks are empty.
+
+    References
+    ----------
+    Taha & Hanbury, BMC Medical Imaging 15:29 (2015) for the definition; Maier-Hein et al.,
+    Metrics Reloaded, Nature Methods 21:195 (2024) for the empty masks; docs/metrics.md, section
+    Segmentation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.array([[1, 1, 1, 0]], bool)  # reference: 3 voxels
+    >>> b = np.array([[0, 1, 1, 1]], bool)  # prediction: 3 voxels, 2 of them shared
+    >>> volume_similarity(a, np.array([[0, 1, 0, 0]], bool))  # 1 - 2 / 4
+    0.5
+    """
     return volume_similarity_from_counts(confusion_counts(reference, prediction))
 
 
 def volume_difference_ml(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float]) -> float:
-    """||B| − |A|| × voxel volume, in mL (spacing in mm)."""
-    return volume_difference_ml_from_counts(confusion_counts(reference, prediction), spacing)
+    """Absolute volume difference ||B| − |A|| = |FP − FN| voxels × voxel volume, in millilitres.
+
+    Parameters
+    ----------
+    reference, prediction : numpy.ndarray
+        Binary masks of one shape (non-zero is foreground).
+    spacing : sequence of float
+        Voxel size in mm, one positive value per axis (array order).
+
+    Returns
+    -------
+    float
+        In mL (1 mL = 1000 mm³); 0 when both masks are empty.
+
+    References
+    ----------
+    Taha & Hanbury, BMC Medical Imaging 15:29 (2015); docs/metrics.md, section Segmentation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.array([[[1, 1, 1, 0]]], bool)
+    >>> b = np.array([[[0, 1, 0, 0]]], bool)
+    >>> volume_difference_ml(a, b, spacing=(10, 10, 10))  # 2 voxels of 1000 mm³
+    2.0
+    """
+    counts = confusion_counts(reference, prediction)
+    return volume_difference_ml_from_counts(counts, check_spacing(spacing, np.ndim(reference)))

@@ -1,6 +1,6 @@
 """Surface distances between two binary masks, and the metrics built on them.
 
-Two surface definitions (METRICS.md):
+Two surface definitions (docs/metrics.md, section Segmentation):
 
 - ``"voxel"`` (default, as MetricsReloaded and MONAI): the border voxels of a mask are its voxels
   with a face neighbour (6-connectivity in 3D, 4 in 2D) outside it; outside the image counts as
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from medarena.evaluators._checks import check_same_shape, check_spacing
 from medarena.evaluators.segmentation._nearest import nearest_distances
 from medarena.evaluators.segmentation._surfels import surfel_table
 
@@ -289,10 +290,8 @@ def surface_distances_in_box(
     of their first voxel there; every mask voxel outside the cut must be empty. Points keep their
     positions in the larger images, so the values equal those computed on the whole images."""
     a, b = np.asarray(reference, bool), np.asarray(prediction, bool)
-    if a.shape != b.shape:
-        raise ValueError(f"shapes differ: reference {a.shape}, prediction {b.shape}")
-    if len(spacing) != a.ndim:
-        raise ValueError(f"spacing {tuple(spacing)} does not match a {a.ndim}D mask")
+    check_same_shape(a.shape, b.shape)
+    spacing = check_spacing(spacing, a.ndim)
     box = bounding_box(a, b)
     if box is None:
         empty = np.zeros(0)
@@ -425,6 +424,11 @@ def image_diagonal(shape: Sequence[int], spacing: Sequence[float]) -> float:
     return float(np.linalg.norm(np.asarray(shape, float) * np.asarray(spacing, float)))
 
 
+def _checked_spacing(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float]) -> tuple[float, ...]:
+    check_same_shape(np.shape(reference), np.shape(prediction))
+    return check_spacing(spacing, np.ndim(reference))
+
+
 def _default_empty(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float],
                    both: float) -> float | None:
     """MetricsReloaded's empty-mask rule for distances: 0 if both empty, the diagonal if one is."""
@@ -436,11 +440,42 @@ def _default_empty(reference: np.ndarray, prediction: np.ndarray, spacing: Seque
 
 def hausdorff_distance(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float],
                        percentile: float = 100.0) -> float:
-    """HD_p = max(P_p(D_AB), P_p(D_BA)) in mm over border voxels (p = 95 gives HD95).
+    """Hausdorff distance HD_p = max(P_p(D_AB), P_p(D_BA)) in mm (p = 100: the Hausdorff distance, p = 95: HD95).
 
-    Percentiles interpolate linearly (numpy's default), as MONAI's ``compute_hausdorff_distance``.
-    Empty masks (MetricsReloaded): both empty 0, exactly one empty the image diagonal.
+    Border voxels (voxels with a face neighbour outside the mask) at their centres; D_AB
+    are the distances in mm from each border voxel of A to the nearest one of B, D_BA the
+    other way. In the example, four of the eight border voxels of each square are 1 mm from
+    the other's border and four lie on it.
+
+    Parameters
+    ----------
+    reference, prediction : numpy.ndarray
+        Binary masks of one shape, 2D or 3D (non-zero is foreground).
+    spacing : sequence of float
+        Voxel size in mm, one positive value per axis (array order).
+    percentile : float
+        p in [0, 100]; percentiles interpolate linearly (numpy's default).
+
+    Returns
+    -------
+    float
+        In mm. Empty masks (Metrics Reloaded): 0 when both are empty, the image diagonal when
+        exactly one is.
+
+    References
+    ----------
+    MONAI 1.6.1 ``compute_hausdorff_distance`` (checked equal in the tests); Maier-Hein et al.,
+    Metrics Reloaded, Nature Methods 21:195 (2024); docs/metrics.md, section Segmentation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.zeros((6, 6), bool); a[1:4, 1:4] = True  # a 3 x 3 square
+    >>> b = np.roll(a, 1, axis=1)                       # the same square, one voxel to the right
+    >>> hausdorff_distance(a, b, spacing=(1, 1)), hausdorff_distance(a, b, (1, 1), percentile=95)
+    (1.0, 1.0)
     """
+    spacing = _checked_spacing(reference, prediction, spacing)
     empty = _default_empty(reference, prediction, spacing, 0.0)
     if empty is not None:
         return empty
@@ -448,8 +483,39 @@ def hausdorff_distance(reference: np.ndarray, prediction: np.ndarray, spacing: S
 
 
 def assd(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float]) -> float:
-    """Average symmetric surface distance (ΣD_AB + ΣD_BA)/(|D_AB| + |D_BA|) in mm, as MONAI's
-    ``compute_average_surface_distance(symmetric=True)``. Empty masks as :func:`hausdorff_distance`."""
+    """Average symmetric surface distance (ΣD_AB + ΣD_BA) / (|D_AB| + |D_BA|) in mm.
+
+    Border voxels (voxels with a face neighbour outside the mask) at their centres; D_AB
+    are the distances in mm from each border voxel of A to the nearest one of B, D_BA the
+    other way. In the example, four of the eight border voxels of each square are 1 mm from
+    the other's border and four lie on it.
+
+    Parameters
+    ----------
+    reference, prediction : numpy.ndarray
+        Binary masks of one shape, 2D or 3D (non-zero is foreground).
+    spacing : sequence of float
+        Voxel size in mm, one positive value per axis (array order).
+
+    Returns
+    -------
+    float
+        In mm; empty masks as :func:`hausdorff_distance`.
+
+    References
+    ----------
+    MONAI 1.6.1 ``compute_average_surface_distance(symmetric=True)``; docs/metrics.md, section
+    Segmentation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.zeros((6, 6), bool); a[1:4, 1:4] = True  # a 3 x 3 square
+    >>> b = np.roll(a, 1, axis=1)                       # the same square, one voxel to the right
+    >>> assd(a, b, spacing=(1, 1))  # (4 + 4) / (8 + 8)
+    0.5
+    """
+    spacing = _checked_spacing(reference, prediction, spacing)
     empty = _default_empty(reference, prediction, spacing, 0.0)
     if empty is not None:
         return empty
@@ -457,8 +523,39 @@ def assd(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float]
 
 
 def masd(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float]) -> float:
-    """Mean average surface distance (mean D_AB + mean D_BA)/2 in mm (MetricsReloaded's MASD).
-    Empty masks as :func:`hausdorff_distance`."""
+    """Mean average surface distance (mean D_AB + mean D_BA) / 2 in mm.
+
+    Border voxels (voxels with a face neighbour outside the mask) at their centres; D_AB
+    are the distances in mm from each border voxel of A to the nearest one of B, D_BA the
+    other way. In the example, four of the eight border voxels of each square are 1 mm from
+    the other's border and four lie on it.
+
+    Parameters
+    ----------
+    reference, prediction : numpy.ndarray
+        Binary masks of one shape, 2D or 3D (non-zero is foreground).
+    spacing : sequence of float
+        Voxel size in mm, one positive value per axis (array order).
+
+    Returns
+    -------
+    float
+        In mm; empty masks as :func:`hausdorff_distance`.
+
+    References
+    ----------
+    Maier-Hein et al., Metrics Reloaded, Nature Methods 21:195 (2024) (MASD); docs/metrics.md,
+    section Segmentation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.zeros((6, 6), bool); a[1:4, 1:4] = True  # a 3 x 3 square
+    >>> b = np.roll(a, 1, axis=1)                       # the same square, one voxel to the right
+    >>> masd(a, b, spacing=(1, 1))  # (4 / 8 + 4 / 8) / 2
+    0.5
+    """
+    spacing = _checked_spacing(reference, prediction, spacing)
     empty = _default_empty(reference, prediction, spacing, 0.0)
     if empty is not None:
         return empty
@@ -466,8 +563,41 @@ def masd(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float]
 
 
 def nsd(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float], tolerance: float) -> float:
-    """Normalized surface distance (surface Dice) at ``tolerance`` mm over border voxels, as MONAI's
-    ``compute_surface_dice(use_subvoxels=False)``. Both empty: 1; exactly one empty: 0."""
+    """Normalized surface distance (surface Dice) (#{D_AB ≤ τ} + #{D_BA ≤ τ}) / (|D_AB| + |D_BA|).
+
+    Border voxels (voxels with a face neighbour outside the mask) at their centres; D_AB
+    are the distances in mm from each border voxel of A to the nearest one of B, D_BA the
+    other way. In the example, four of the eight border voxels of each square are 1 mm from
+    the other's border and four lie on it.
+
+    Parameters
+    ----------
+    reference, prediction : numpy.ndarray
+        Binary masks of one shape, 2D or 3D (non-zero is foreground).
+    spacing : sequence of float
+        Voxel size in mm, one positive value per axis (array order).
+    tolerance : float
+        τ in mm.
+
+    Returns
+    -------
+    float
+        In [0, 1]; 1 when both masks are empty, 0 when exactly one is.
+
+    References
+    ----------
+    Nikolov et al., arXiv:1809.04430 (2021); MONAI 1.6.1 ``compute_surface_dice(use_subvoxels=False)``;
+    docs/metrics.md, section Segmentation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.zeros((6, 6), bool); a[1:4, 1:4] = True  # a 3 x 3 square
+    >>> b = np.roll(a, 1, axis=1)                       # the same square, one voxel to the right
+    >>> nsd(a, b, (1, 1), tolerance=0.5), nsd(a, b, (1, 1), tolerance=1.0)
+    (0.5, 1.0)
+    """
+    spacing = _checked_spacing(reference, prediction, spacing)
     has_a, has_b = bool(np.any(reference)), bool(np.any(prediction))
     if not (has_a and has_b):
         return 1.0 if not (has_a or has_b) else 0.0
