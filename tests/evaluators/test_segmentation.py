@@ -259,7 +259,7 @@ def test_instances_match_panoptica():
 
 
 def test_instances_iou_exactly_half_is_not_a_match():
-    # METRICS.md: a match needs IoU > 0.5 (panoptica's default accepts IoU >= 0.5).
+    # docs/metrics.md: a match needs IoU > 0.5 (panoptica's default accepts IoU >= 0.5).
     ref = np.zeros((8, 8), bool)
     ref[1:5, 1:5] = True
     pred = np.zeros_like(ref)
