@@ -31,7 +31,8 @@ def lint_imports(root: Path) -> tuple[int, dict[str, str]]:
 
 def test_the_contracts_hold():
     code, verdicts = lint_imports(REPO)
-    assert verdicts == {LAYERS: "KEPT", PURE: "KEPT", ACYCLIC: "KEPT"}
+    assert {LAYERS, PURE, ACYCLIC} <= set(verdicts)
+    assert set(verdicts.values()) == {"KEPT"}, verdicts
     assert code == 0
 
 
