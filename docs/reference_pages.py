@@ -144,7 +144,8 @@ def definition_page() -> str:
            "A challenge is one YAML file, validated when `medarena challenge create FILE` reads it: an unknown "
            "field, a missing one or a value out of range stops it with one line naming the file and the field "
            "(`demo.yaml: phases.0.closes: ...`). The tables below are generated from the models that validate "
-           "it; the examples in `examples/` use every part.", ""]
+           "it; the examples in `examples/` use every part. How a ranking recipe ranks is on "
+           "[Metric conventions](metrics.md#ranking).", ""]
     for model in models:
         doc = _prose(model.__doc__) if model.__doc__ != BaseModel.__doc__ else ""
         out += [f"## {model.__name__}", "", *([doc, ""] if doc else []), *_table(model, known), ""]
