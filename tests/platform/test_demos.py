@@ -48,8 +48,14 @@ def test_segmentation_demo(home, example_images, ray_cluster):
     results = run_demo(home, "segmentation", 1)
     alice = succeeded(results["alice"])  # Otsu's threshold on two well-separated intensities
     assert alice["synthetic-00"][0]["dice"] > 0.9
-    bob = succeeded(results["bob"])  # an empty segmentation: Dice 0 where the reference is not empty
-    assert all(rows[0]["dice"] == 0.0 and rows[0]["empty"] == "prediction" for rows in bob.values())
+    # an empty segmentation against a non-empty reference: Dice 0, and every distance the worst
+    # one the image allows, its diagonal
+    source = home.home / "demo-source" / "segmentation" / "scan"
+    for name, rows in succeeded(results["bob"]).items():
+        scan = sitk.ReadImage(str(source / f"{name}.nii.gz"))
+        diagonal = math.dist([0, 0, 0], [n * s for n, s in zip(scan.GetSize(), scan.GetSpacing(), strict=True)])
+        assert rows[0]["dice"] == 0.0
+        assert rows[0]["hd95"] == pytest.approx(diagonal) and rows[0]["assd"] == pytest.approx(diagonal)
     reasons = {c["reason"] for c in results["mallory"]["cases"] if c["state"] == "failed"}
     assert reasons <= {"timeout", "invalid_output", "exit_code", "missing_output", "out_of_memory"}
 
