@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export CONTAINERS_CONF := $(CURDIR)/infra/containers.conf
 export RAY_AUTH_MODE := disabled
 
-.PHONY: demo test setup system venv images lint bench
+.PHONY: demo test setup system venv images lint bench docs
 
 demo: setup
 	$(VENV)/bin/medarena demo
@@ -36,3 +36,6 @@ lint: venv
 
 bench: setup
 	for script in bench/*.py; do $(PY) "$$script" || exit 1; done
+
+docs: venv
+	$(VENV)/bin/mkdocs build --strict

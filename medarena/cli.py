@@ -371,13 +371,17 @@ def dashboard(port: int = 8501, address: str = "127.0.0.1"):
 
 @app.command()
 @fails_cleanly
-def demo(port: int = 8501, serve: Annotated[bool, typer.Option(help="start the dashboard at the end")] = True):
-    """The demo challenge end to end: create, ingest, submit the examples, run, then the dashboard."""
+def demo(port: int = 8501, serve: Annotated[bool, typer.Option(help="start the dashboard at the end")] = True,
+         task: Annotated[str, typer.Option(
+             help="segmentation, detection, classification, registration or fusion")] = "segmentation",
+         cases: Annotated[int | None, typer.Option(help="synthetic cases to generate (default: the demo's own)")
+                          ] = None):
+    """A demo challenge end to end: create, ingest, submit the examples, run, then the dashboard."""
     from medarena.platform import demo as demo_module
 
-    demo_module.prepare(_settings(), console)
+    demo_module.prepare(_settings(), console, task, cases)
     _run_with_progress(None)
-    demo_module.report(_settings(), console)
+    demo_module.report(_settings(), console, task)
     if serve:
         dashboard(port=port)
 

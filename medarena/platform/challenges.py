@@ -28,14 +28,18 @@ class Strict(BaseModel):
 
 
 class PhaseDefinition(Strict):
-    slug: str = Field(pattern=SLUG)
+    """A phase: a test set with its own submission window, limits and visibility."""
+
+    slug: str = Field(pattern=SLUG, description="the phase's name in commands and URLs, unique in the challenge")
     title: str = ""
-    opens: dt.datetime | None = None
-    closes: dt.datetime | None = None
+    opens: dt.datetime | None = Field(default=None, description="first moment submissions are accepted; "
+                                      "null: already open")
+    closes: dt.datetime | None = Field(default=None, description="submissions are refused from then on "
+                                       "(later than opens); null: never closes")
     submission_limit: int = Field(default=5, ge=0, description="per participant per period; 0 = none")
-    limit_period_days: float = Field(default=1.0, gt=0)
-    leaderboard_public: bool = True
-    case_results_public: bool = False
+    limit_period_days: float = Field(default=1.0, gt=0, description="the period of submission_limit, in days")
+    leaderboard_public: bool = Field(default=True, description="anyone may see the leaderboard")
+    case_results_public: bool = Field(default=False, description="anyone may see the per-case results")
 
     @field_validator("opens", "closes")
     @classmethod
@@ -55,6 +59,8 @@ class PhaseDefinition(Strict):
 
 
 class GridSocket(Socket):
+    """An output or reference socket: a Socket that may be tied to an input image's grid."""
+
     same_grid_as: str | None = Field(
         default=None, description="input socket whose image grid this image must match")
 
@@ -63,9 +69,17 @@ GRID_BOUND_KINDS = ("segmentation", "heat-map", "displacement-field")
 
 
 class Interface(Strict):
-    inputs: list[Socket] = Field(min_length=1)
-    outputs: list[GridSocket] = Field(min_length=1)
-    references: list[GridSocket] = Field(default_factory=list)
+    """The sockets of the phase's algorithms, as grand-challenge.org names them.
+
+    With one input image, every segmentation, heat-map and displacement-field output or reference
+    lies on that image's grid unless its ``same_grid_as`` says otherwise; with several input images
+    (fixed and moving), each such socket must name its grid or none is checked.
+    """
+
+    inputs: list[Socket] = Field(min_length=1, description="what a container receives under /input")
+    outputs: list[GridSocket] = Field(min_length=1, description="what a container must write under /output")
+    references: list[GridSocket] = Field(default_factory=list, description="the ground truth: ingested "
+                                         "with the inputs, never mounted into a container")
 
     @model_validator(mode="after")
     def _default_grids(self) -> Interface:
@@ -79,11 +93,18 @@ class Interface(Strict):
 
 
 class Evaluation(Strict):
-    task: str
+    """How each case is scored: a built-in task, which socket plays which of its roles, its settings.
+
+    A role named like a socket maps to it, and a task's only role maps to the only candidate
+    socket, so simple definitions can leave ``reference`` and ``prediction`` out.
+    """
+
+    task: str = Field(description="segmentation, detection, classification, registration or fusion")
     # task role -> socket slug; roles of the reference side may name input or reference sockets
-    reference: dict[str, str] = Field(default_factory=dict)
-    prediction: dict[str, str] = Field(default_factory=dict)
-    settings: dict[str, Any] = Field(default_factory=dict)
+    reference: dict[str, str] = Field(default_factory=dict, description="task role -> input or reference "
+                                      "socket (e.g. mask: segmentation)")
+    prediction: dict[str, str] = Field(default_factory=dict, description="task role -> output socket")
+    settings: dict[str, Any] = Field(default_factory=dict, description="the task's settings (below)")
 
     @field_validator("task")
     @classmethod
@@ -97,14 +118,17 @@ class Evaluation(Strict):
 
 
 class ChallengeDefinition(Strict):
-    slug: str = Field(pattern=SLUG)
+    """The top level of a challenge YAML."""
+
+    slug: str = Field(pattern=SLUG, description="the challenge's name in commands and URLs")
     title: str
-    description: str = ""
+    description: str = Field(default="", description="shown on the challenge's page (Markdown)")
     phases: list[PhaseDefinition] = Field(min_length=1)
     interface: Interface
     evaluation: Evaluation
-    ranking: dict[str, Any] = Field(default_factory=dict)
-    limits: Limits = Field(default_factory=Limits)
+    ranking: dict[str, Any] = Field(default_factory=dict, description="a RankingRecipe; empty: "
+                                    "aggregate-then-rank on the mean of every metric the evaluation computes")
+    limits: Limits = Field(default_factory=Limits, description="per container run, for every case")
 
     @model_validator(mode="after")
     def _consistent(self) -> ChallengeDefinition:

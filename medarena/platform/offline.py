@@ -51,8 +51,7 @@ def build_settings(task_name: str, config: dict[str, Any], options: dict[str, An
 
 def evaluate_files(task_name: str, reference: Path, prediction: Path, settings,
                    on_case: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Score every case; return the JSON shape of docs/design.md (``medarena evaluate``) plus
-    ``errors`` and ``notes``."""
+    """Score every case; return the JSON of docs/file-layouts.md (``medarena evaluate``)."""
     task = get_task(task_name)
     loader = importlib.import_module(f"medarena.platform.loaders.{task_name}")
     for path, side in ((reference, "reference"), (prediction, "prediction")):

@@ -1,5 +1,5 @@
-"""Running one participant container for one case with podman, isolated as docs/design.md's container
-contract says, and loading/pinning participant images.
+"""Running one participant container for one case with podman, isolated as the container
+contract says (docs/design.md), and loading/pinning participant images.
 
 Faults of the container are results (:class:`RunResult` with a status the participant can act
 on); faults of the platform (podman missing or failing before the container exists) raise
