@@ -27,6 +27,7 @@ import numpy as np
 from medarena.evaluators._checks import check_label_map, check_same_shape, check_spacing
 from medarena.evaluators.segmentation import _overlap as overlap
 from medarena.evaluators.segmentation import _surface as surface
+from medarena.evaluators.segmentation import _surface_points as surface_points
 from medarena.evaluators.segmentation._labels import present_labels, region_mask, resolve_labels
 from medarena.evaluators.segmentation._names import check_convention, parse_metric
 from medarena.evaluators.segmentation._surfels import surfel_table
@@ -253,7 +254,7 @@ class _Scan:
 
     def _add_points(self, ref: np.ndarray, pred: np.ndarray, start: int, keep: tuple[int, int]) -> None:
         """Points on slices [keep) of ``ref``/``pred`` (slices [start, start + len) of the image)."""
-        box = surface.bounding_box(ref[max(0, keep[0] - 1):keep[1] + 1], pred[max(0, keep[0] - 1):keep[1] + 1])
+        box = surface_points.bounding_box(ref[max(0, keep[0] - 1):keep[1] + 1], pred[max(0, keep[0] - 1):keep[1] + 1])
         if box is None:
             return
         cut = (slice(0, len(ref)),) + tuple(box[1:])
@@ -283,15 +284,15 @@ class _Scan:
         start = np.asarray(offset, float)
         if self.kind == "voxel":
             if mask.ndim == 3:
-                index = surface._border_index_3d(mask)
+                index = surface_points._border_index_3d(mask)
             else:
-                index = np.stack(np.nonzero(surface.border_voxels(mask)), 1)
+                index = np.stack(np.nonzero(surface_points.border_voxels(mask)), 1)
             index = _rows_in(index, keep)
             return (index + start) * spacing, None
         if mask.ndim == 3:
-            index, codes = surface._surfel_index_3d(mask)
+            index, codes = surface_points._surfel_index_3d(mask)
         else:
-            all_codes = surface.neighbour_codes(mask)
+            all_codes = surface_points.neighbour_codes(mask)
             on_surface = np.nonzero((all_codes != 0) & (all_codes != 15))
             index, codes = np.stack(on_surface, 1), all_codes[on_surface]
         lo, hi = np.searchsorted(index[:, 0], keep[0]), np.searchsorted(index[:, 0], keep[1])
