@@ -18,7 +18,9 @@ from pathlib import Path
 import boto3
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from medarena.cli import app
 from medarena.dashboard import images
 from medarena.platform import organizer, scheduler
 from medarena.platform.objectstore import StoreError, check_store, worker_env
@@ -137,7 +139,8 @@ def test_the_whole_path_on_an_s3_server_scores_as_on_local_disk(
         s3_home, s3_server, tmp_path, monkeypatch, example_images, private_image, ray_cluster):
     tag, digest = private_image
     source = write_source(tmp_path / "src", n=2)
-    definition = write_definition(tmp_path / "toy.yaml")
+    # a generous wall time: this is about the store, not the limits, on a machine that may be busy
+    definition = write_definition(tmp_path / "toy.yaml", limits={"wall_time_seconds": 120, "memory_mb": 256, "cpus": 1})
 
     # the same phase on local disk first
     with monkeypatch.context() as local:
@@ -149,11 +152,12 @@ def test_the_whole_path_on_an_s3_server_scores_as_on_local_disk(
         local_sid, _ = organizer.submit(on_disk, "toy", "test", "ann", f"{example_images}threshold:latest")
         scheduler.run(on_disk, [local_sid])
         local_scores = scores(on_disk, local_sid)
+        assert [c["state"] for c in organizer.submission_results(on_disk, local_sid)["cases"]] == ["succeeded"] * 2
 
     # as on a cluster: the submission ships its image through the bucket, and the node that runs
     # the cases does not have it (the Ray of the tests is already up, so no cluster is joined)
     monkeypatch.setenv("MEDARENA_RAY_ADDRESS", "127.0.0.1:1")
-    settings, prefix = s3_home
+    settings, prefix = load_settings(), s3_home[1]
     assert settings.store == f"s3://{BUCKET}/{prefix}"
     organizer.create_challenge(settings, definition)
     assert organizer.ingest_phase(settings, "toy", "test", source) == 2
@@ -196,9 +200,9 @@ def test_the_whole_path_on_an_s3_server_scores_as_on_local_disk(
     # re-evaluation reads the predictions back from the bucket; the ranking works from the database
     scheduler.reevaluate(settings, [sid])
     assert scores(settings, sid) == local_scores
-    ranking, files = organizer.rank(settings, "toy", "test", None, None, tmp_path / "report")
-    assert list(ranking["submission"] if "submission" in ranking else ranking.index) == [sid]
-    assert files and all(f.is_file() for f in files)
+    ranked = CliRunner().invoke(app, ["rank", "-c", "toy", "-p", "test", "--output", str(tmp_path / "report")])
+    assert ranked.exit_code == 0, ranked.output
+    assert "ann" in ranked.output and (tmp_path / "report" / "ranking.csv").is_file()
 
 
 def test_a_refused_credential_is_one_line_and_writes_nothing(s3_home, s3_server, tmp_path):
@@ -232,6 +236,19 @@ def test_a_missing_bucket_and_a_missing_server_are_named(s3_server, monkeypatch)
     s3fs.S3FileSystem.clear_instance_cache()  # a client made now reads the new endpoint
     with pytest.raises(StoreError, match="cannot reach the store .*EndpointConnectionError.*check AWS_ENDPOINT_URL"):
         check_store(f"s3://{BUCKET}/elsewhere/medarena")
+
+
+def test_the_dashboard_says_when_the_store_refuses_access(s3_home, s3_server, monkeypatch):
+    settings, _ = s3_home
+    url = scheduler.inputs_url(settings, "toy", "test")
+    with pytest.raises(images.MissingStore, match="no 'scan' for case 'case0'"):
+        images.open_volume(url, "case0", "scan")  # nothing ingested yet
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    with pytest.raises(images.MissingStore, match="the store refused access"):
+        images.open_volume(url, "case0", "scan")
 
 
 def test_tasks_get_the_object_store_settings_of_the_driver():
