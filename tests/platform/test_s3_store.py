@@ -17,6 +17,7 @@ from pathlib import Path
 
 import boto3
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -202,7 +203,11 @@ def test_the_whole_path_on_an_s3_server_scores_as_on_local_disk(
     assert scores(settings, sid) == local_scores
     ranked = CliRunner().invoke(app, ["rank", "-c", "toy", "-p", "test", "--output", str(tmp_path / "report")])
     assert ranked.exit_code == 0, ranked.output
-    assert "ann" in ranked.output and (tmp_path / "report" / "ranking.csv").is_file()
+    table = pd.read_csv(tmp_path / "report" / "ranking.csv")
+    assert list(table["submission"]) == [sid] and list(table["rank"]) == [1]
+    aggregates = [c for c in table.columns if c.endswith("_aggregate")]  # the recipe ranks on mean dice alone
+    mean_dice = np.mean([local_scores[case][0]["dice"] for case in ("case0", "case1")])
+    assert len(aggregates) == 1 and table[aggregates[0]].iloc[0] == pytest.approx(mean_dice, abs=1e-12)
 
 
 def test_a_refused_credential_is_one_line_and_writes_nothing(s3_home, s3_server, tmp_path):
