@@ -19,15 +19,17 @@ import boto3
 import numpy as np
 import pandas as pd
 import pytest
+import SimpleITK as sitk
 from typer.testing import CliRunner
 
 from medarena.cli import app
 from medarena.dashboard import images
 from medarena.platform import organizer, scheduler
+from medarena.platform.ingest import IngestError
 from medarena.platform.objectstore import StoreError, check_store, worker_env
 from medarena.platform.runner import podman_env
 from medarena.platform.settings import load_settings
-from tests.platform.challenge_data import cube_case, write_definition, write_source
+from tests.platform.challenge_data import cube_case, to_sitk, write_definition, write_source
 
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "medarena-test"
@@ -225,6 +227,19 @@ def test_a_refused_credential_is_one_line_and_writes_nothing(s3_home, s3_server,
     assert "SignatureDoesNotMatch" in lines[0] or "signature" in lines[0].lower()
     assert "AWS_SECRET_ACCESS_KEY" in lines[0]
     assert s3_server.keys(prefix + "/") == []
+    assert organizer.show_challenge(settings, "toy")["cases"] == {"test": []}
+
+
+def test_a_failed_ingest_into_the_bucket_leaves_no_object(s3_home, s3_server, tmp_path):
+    settings, prefix = s3_home
+    organizer.create_challenge(settings, write_definition(tmp_path / "toy.yaml"))
+    source = write_source(tmp_path / "src", n=3)
+    scan, _ = cube_case(2)
+    sitk.WriteImage(to_sitk(scan[:, :, :20]), str(source / "segmentation" / "case2.nii.gz"))  # off the scan's grid
+    with pytest.raises(IngestError, match="case 'case2'"):
+        organizer.ingest_phase(settings, "toy", "test", source)
+    roots = {f"{prefix}/{side}/toy/test.zarr/zarr.json" for side in ("inputs", "references")}  # empty stores
+    assert set(s3_server.keys(prefix + "/")) <= roots, "case objects left behind"
     assert organizer.show_challenge(settings, "toy")["cases"] == {"test": []}
 
 
