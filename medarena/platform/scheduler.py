@@ -193,7 +193,7 @@ def _run(settings: Settings, submission_ids, on_progress, on_notice) -> list[int
     submissions = sorted({p.submission_id for p in pending})
     if not pending:
         return _finish_ready(settings, submission_ids, on_notice)
-    objectstore.check_store(settings.store)
+    objectstore.check_store(settings.store)  # jobs not dispatched stay as they are: a later run resumes them
     start_ray(settings)
     # tasks reach an object store with the driver's settings (worker nodes need none of their own)
     store_env = objectstore.worker_env(settings.store)

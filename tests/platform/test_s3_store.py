@@ -230,6 +230,21 @@ def test_a_refused_credential_is_one_line_and_writes_nothing(s3_home, s3_server,
     assert organizer.show_challenge(settings, "toy")["cases"] == {"test": []}
 
 
+@pytest.mark.podman
+def test_a_run_with_a_refused_credential_stops_before_any_case_runs(s3_home, tmp_path, monkeypatch, example_images):
+    settings, _ = s3_home
+    organizer.create_challenge(settings, write_definition(tmp_path / "toy.yaml"))
+    organizer.ingest_phase(settings, "toy", "test", write_source(tmp_path / "src", n=1))
+    sid, _ = organizer.submit(settings, "toy", "test", "ann", f"{example_images}threshold:latest")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    with pytest.raises(StoreError, match="access denied"):
+        scheduler.run(settings, [sid])
+    assert [c["state"] for c in organizer.submission_results(settings, sid)["cases"]] == ["queued"]
+
+
 def test_a_failed_ingest_into_the_bucket_leaves_no_object(s3_home, s3_server, tmp_path):
     settings, prefix = s3_home
     organizer.create_challenge(settings, write_definition(tmp_path / "toy.yaml"))
