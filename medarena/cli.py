@@ -90,7 +90,7 @@ def data_ingest(source: Path, challenge: Challenge, phase: PhaseOpt):
     """Ingest SOURCE/<socket>/<case>.<ext> into the phase's input and reference stores."""
     from medarena.platform import organizer
 
-    with _progress() as progress:
+    with _progress(transient=True) as progress:  # an error is then the only line left
         task = progress.add_task("ingesting", total=None)
         n = organizer.ingest_phase(_settings(), challenge, phase, source,
                                    progress=lambda case: progress.advance(task))

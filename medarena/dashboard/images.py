@@ -44,6 +44,8 @@ class Volume:
 def open_volume(store_url: str, case: str, socket: str) -> Volume:
     try:
         node = open_store(store_url, mode="r")[f"{case}/{socket}"]
+    except PermissionError as exc:  # an object store that refuses the site's credentials
+        raise MissingStore(f"the store refused access ({str(exc)[:200]})") from exc
     except Exception as exc:  # zarr raises several kinds for missing paths
         raise MissingStore(f"no {socket!r} for case {case!r} in {store_url}") from exc
     attrs = dict(node.attrs)

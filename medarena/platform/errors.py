@@ -4,6 +4,7 @@ from medarena.evaluators.ranking import RankingError
 from medarena.evaluators.tasks import CaseError
 from medarena.platform.challenges import DefinitionError
 from medarena.platform.ingest import IngestError
+from medarena.platform.objectstore import StoreError
 from medarena.platform.offline import EvaluationSetupError
 from medarena.platform.runner import ImageError, RunnerError
 from medarena.platform.scheduler import SchedulerError
@@ -16,4 +17,4 @@ class NotFound(LookupError):
 
 # RunnerError: podman missing or failing, which the person at the command line has to fix
 USER_ERRORS = (DefinitionError, IngestError, SubmissionError, ImageError, RunnerError, EvaluationSetupError,
-               CaseError, NotFound, FileNotFoundError, SchedulerError, RankingError)
+               CaseError, NotFound, FileNotFoundError, SchedulerError, RankingError, StoreError)

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
-from medarena.platform import casejob, casestore, leaderboard, scheduler
+from medarena.platform import casejob, casestore, leaderboard, objectstore, scheduler
 from medarena.platform.challenges import ChallengeDefinition, DefinitionError, load_definition
 from medarena.platform.database import Case, Challenge, Phase, Submission, session_scope
 from medarena.platform.errors import NotFound
@@ -81,6 +81,7 @@ def ingest_phase(settings: Settings, challenge: str, phase: str, source: Path,
         phase_row, definition = find_phase(session, challenge, phase)
         if any(s.state in ("queued", "running", "evaluating") for s in phase_row.submissions):
             raise IngestError(f"phase {challenge}/{phase} has submissions in progress; ingest when they end")
+        objectstore.check_store(settings.store)
         summary = ingest(Path(source), definition, scheduler.inputs_url(settings, challenge, phase),
                          scheduler.references_url(settings, challenge, phase), progress=progress)
         existing = {c.name: c for c in phase_row.cases}
@@ -98,6 +99,7 @@ def submit(settings: Settings, challenge: str, phase: str, participant: str, ima
         find_phase(session, challenge, phase)  # an unknown phase is reported before loading an image
     ref = load_image(image)
     if settings.ray_address:  # other nodes load the pinned image from the shared store
+        objectstore.check_store(settings.store)
         archive = scheduler.image_archive_url(settings, ref.digest)
         if not casestore.exists(archive):  # archives are named by digest: one per image
             save_image(ref.digest, archive)

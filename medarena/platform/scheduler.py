@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from medarena.platform import casejob, casestore, leaderboard
+from medarena.platform import casejob, casestore, leaderboard, objectstore
 from medarena.platform.casejob import CaseJob, CaseOutcome
 from medarena.platform.casestore import store_path
 from medarena.platform.challenges import ChallengeDefinition
@@ -193,10 +193,14 @@ def _run(settings: Settings, submission_ids, on_progress, on_notice) -> list[int
     submissions = sorted({p.submission_id for p in pending})
     if not pending:
         return _finish_ready(settings, submission_ids, on_notice)
+    objectstore.check_store(settings.store)  # jobs not dispatched stay as they are: a later run resumes them
     start_ray(settings)
-    run_remote = ray.remote(max_retries=MAX_PLATFORM_ATTEMPTS, retry_exceptions=False)(_run_on_worker)
+    # tasks reach an object store with the driver's settings (worker nodes need none of their own)
+    store_env = objectstore.worker_env(settings.store)
+    task_env = {"runtime_env": {"env_vars": store_env}} if store_env else {}
+    run_remote = ray.remote(max_retries=MAX_PLATFORM_ATTEMPTS, retry_exceptions=False, **task_env)(_run_on_worker)
     evaluate_remote = ray.remote(max_retries=MAX_PLATFORM_ATTEMPTS, retry_exceptions=False,
-                                 num_cpus=1)(_evaluate_on_worker)
+                                 num_cpus=1, **task_env)(_evaluate_on_worker)
 
     def dispatch(item: _Pending):
         _set_job(settings, item.job_id, state="running" if item.stage == "run" else "evaluating",
