@@ -404,12 +404,14 @@ def _progress(transient: bool = False):
     is the last and only line there."""
     progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=err, transient=transient)
-    with progress:
-        try:
-            yield progress
-        except BaseException:
-            progress.live.transient = True
-            raise
+    progress.start()
+    try:
+        yield progress
+    except BaseException:
+        progress.live.transient = True
+        progress.live.stop()  # not progress.stop(), which adds an empty line where stderr is no terminal
+        raise
+    progress.stop()
 
 
 if __name__ == "__main__":

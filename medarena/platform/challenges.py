@@ -187,14 +187,16 @@ class ChallengeDefinition(Strict):
         for name, bound in LIMIT_BOUNDS.items():
             value = getattr(self.limits, name, None)
             if value is not None and value > bound:
-                raise ValueError(f"limits.{name}: {value:g} is more than the largest allowed, {bound}")
+                raise ValueError(f"limits.{name}: {value} is more than the largest allowed, {bound}")
         return self
 
     @model_validator(mode="after")
     def _consistent(self) -> ChallengeDefinition:
         slugs = [p.slug for p in self.phases]
-        if len(set(slugs)) != len(slugs):
-            raise ValueError("phases: two phases share a slug")
+        for i, slug in enumerate(slugs):
+            if slug in slugs[:i]:
+                raise ValueError(f"phases.{i}.slug: {slug!r} is already the slug of phases.{slugs.index(slug)}; "
+                                 f"phase slugs must be unique")
         inputs = {s.slug for s in self.interface.inputs}
         outputs = {s.slug for s in self.interface.outputs}
         refs = {s.slug for s in self.interface.references}
@@ -297,7 +299,9 @@ def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"])
     message = err["msg"].removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
+    if not where or message.startswith((f"{where}.", f"{where}:")):  # the message names the field itself
+        return message
+    return f"{where}: {message}"
 
 
 def load_definition(path: Path) -> ChallengeDefinition:
