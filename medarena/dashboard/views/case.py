@@ -39,7 +39,7 @@ socket = st.selectbox("Image", background_sockets) if len(background_sockets) > 
 try:
     volume = images.open_volume(inputs_url, case, socket)
 except images.MissingStore as exc:
-    st.info(f"The input image is not available: {exc}.")
+    st.info(f"The input image is not available: {ui.md(exc)}.")
     st.stop()
 
 axis = 0
