@@ -125,3 +125,53 @@ def test_case_page(env: dict) -> None:
     check_page(at)
     assert f"Case {md(NAME)}" in [t.value for t in at.title]
     assert visible(NAME) in at.selectbox[0].options
+
+
+def test_hostile_text_renders_as_its_characters_in_a_browser(env: dict) -> None:
+    """The real frontend: escaped Markdown shows the very characters (no bold, link, HTML, emoji,
+    icon, colour or math), the word joiners after colons being the only addition."""
+    from tests.dashboard.test_dashboard_browser import (
+        CHROMIUM,
+        CHROMIUM_ARGS,
+        free_port,
+        sync_api,
+        wait_until_serving,
+    )
+
+    if not CHROMIUM.exists():
+        pytest.skip("chromium is not installed")
+    from medarena.dashboard import launch
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = launch(port=port)
+    try:
+        wait_until_serving(base, server)
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1600})
+                page.goto(f"{base}/leaderboard?challenge=lungs&phase=validation")
+                podium = page.locator("[data-testid='stTable']").first
+                podium.wait_for(timeout=60_000)
+                shown = {
+                    "title": page.locator("h1").first.inner_text(),
+                    "leader": page.locator("h3", has_text="Leading").first.inner_text(),
+                    "podium": podium.locator("tbody tr").first.inner_text().split("\t")[1],
+                }
+                markup = page.locator("h1 strong, h1 em, h1 b, h1 i, h1 img, h1 .katex, h3 strong, h3 b, h3 img, "
+                                      "h3 .katex, [data-testid='stTable'] strong, [data-testid='stTable'] b, "
+                                      "a[href*='e.x'], "
+                                      "[class*='stMarkdownColor'], h1 [data-testid='stIconMaterial'], "
+                                      "h3 [data-testid='stIconMaterial'], [data-testid='stTable'] "
+                                      "[data-testid='stIconMaterial']")
+                count = markup.count()
+            finally:
+                browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    joined = {name: text.replace("\u2060", "").strip() for name, text in shown.items()}
+    assert joined == {"title": f"{visible(TITLE)}: {visible(TITLE)}", "leader": f"Leading: {visible(NAME)}",
+                      "podium": visible(NAME)}
+    assert count == 0
