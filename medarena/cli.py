@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from medarena.display import plain, visible
+from medarena.display import json_text, plain, visible
 
 app = typer.Typer(help="medarena: run medical-imaging challenges.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -85,8 +85,8 @@ def challenge_show(slug: str):
 
     from medarena.platform import organizer
 
-    text = json.dumps(organizer.show_challenge(_settings(), slug), indent=2, ensure_ascii=False, default=str)
-    console.print(JSONHighlighter()(plain(text, lines=True)), soft_wrap=True)
+    text = json_text(organizer.show_challenge(_settings(), slug))
+    console.print(JSONHighlighter()(Text(text)), soft_wrap=True)
 
 
 # ---------------------------------------------------------------- data

@@ -11,6 +11,7 @@ changed: only what is shown.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 
@@ -46,6 +47,21 @@ def visible(text: object, *, lines: bool = False) -> str:
         if lines and char in "\n\t":
             return char
         return _escape(char) if unicodedata.category(char) in _HIDDEN_CATEGORIES else char
+
+    return _NOT_PLAIN_ASCII.sub(replace, text)
+
+
+def json_text(data: object) -> str:
+    """``data`` as indented JSON that round-trips exactly, with every hidden character written as a
+    JSON escape (``\\u001b``, ``\\u202e``) and every other character as itself."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+
+    def replace(match: re.Match[str]) -> str:
+        char = match.group()
+        if char == "\n" or unicodedata.category(char) not in _HIDDEN_CATEGORIES:
+            return char  # line breaks inside strings are already escaped by json.dumps
+        encoded = char.encode("utf-16-le", "surrogatepass")
+        return "".join(f"\\u{int.from_bytes(encoded[i:i + 2], 'little'):04x}" for i in range(0, len(encoded), 2))
 
     return _NOT_PLAIN_ASCII.sub(replace, text)
 

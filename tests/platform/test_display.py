@@ -4,6 +4,7 @@ visible, markup never interpreted; what is stored is never changed."""
 from __future__ import annotations
 
 import html
+import json
 import re
 
 import pytest
@@ -12,7 +13,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from medarena.cli import app
-from medarena.display import markdown_literal, visible
+from medarena.display import json_text, markdown_literal, visible
 from medarena.platform import organizer
 from medarena.platform.database import Case, Challenge, Job, MetricValue, Submission, session_scope
 from tests.platform.challenge_data import write_definition
@@ -40,6 +41,14 @@ RAW_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202
 ])
 def test_visible_writes_every_hidden_character_as_an_escape(text, shown):
     assert visible(text) == shown
+
+
+def test_json_text_round_trips_and_shows_no_hidden_character():
+    data = {"name": HOSTILE + " \U000e0041 Müller", "bad": b"\xff".decode(errors="surrogateescape")}
+    text = json_text(data)
+    assert json.loads(text) == data
+    assert not RAW_CONTROLS.search(text)
+    assert "\\u202e" in text and "\\udb40\\udc41" in text and "Müller" in text
 
 
 def test_visible_keeps_the_lines_of_a_log():
@@ -98,6 +107,12 @@ def test_status_and_challenge_listing_print_names_as_written(hostile):
     home, _ = hostile
     assert HOSTILE_SHOWN in shows_as_data(["status"], home)
     assert HOSTILE_SHOWN in shows_as_data(["challenge", "list"], home)
+
+
+def test_challenge_show_prints_case_names_without_raw_controls(hostile):
+    home, _ = hostile
+    shown = json.loads(shows_as_data(["challenge", "show", "toy"], home))
+    assert shown["cases"]["test"] == [HOSTILE]  # valid JSON that round-trips exactly
 
 
 def test_stored_text_is_unchanged(hostile):
