@@ -153,7 +153,7 @@ def test_hostile_text_renders_as_its_characters_in_a_browser(env: dict) -> None:
                 page = browser.new_page(viewport={"width": 1400, "height": 1600})
                 page.goto(f"{base}/leaderboard?challenge=lungs&phase=validation")
                 podium = page.locator("[data-testid='stTable']").first
-                podium.wait_for(timeout=60_000)
+                podium.wait_for(timeout=90_000)
                 shown = {
                     "title": page.locator("h1").first.inner_text(),
                     "leader": page.locator("h3", has_text="Leading").first.inner_text(),
