@@ -394,3 +394,22 @@ def test_a_float_label_map_of_whole_numbers_is_stored_as_integers(template: Path
     stored = zarr.open_group(str(home / "store" / "references" / "toy" / "test.zarr"), mode="r")["case7"]
     assert stored["segmentation"].dtype == np.uint16
     np.testing.assert_array_equal(stored["segmentation"][...], mask.astype(np.uint16))
+
+
+def test_a_failed_first_ingest_leaves_no_folders(template: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The staging stores of a phase's first ingest are made in folders that did not exist yet;
+    a refused case late in the source removes them too."""
+    home = tmp_path / "home"
+    shutil.copytree(template, home)
+    monkeypatch.setenv("MEDARENA_HOME", str(home))
+    organizer.create_challenge(load_settings(), write_definition(tmp_path / "other.yaml", slug="other"))
+    args, paths = ingest(float_mask(0.5))(tmp_path)
+    args[args.index("toy")] = "other"
+    tables, files = database_dump(home), folder_listing(home)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {paths[1]}: a label map must hold integers; found float32 value 0.5\n"
+    assert database_dump(home) == tables
+    assert folder_listing(home) == files
+    assert not (home / "store" / "inputs" / "other").exists()
