@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import time
@@ -10,9 +11,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
+
+from medarena.display import json_text, plain, visible
 
 app = typer.Typer(help="medarena: run medical-imaging challenges.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -37,7 +40,7 @@ def fails_cleanly(fn):
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as exc:
-            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            err.print(Text.assemble(("error:", "red"), " ", plain(exc)), soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper
@@ -58,7 +61,8 @@ def challenge_create(file: Path):
     from medarena.platform import organizer
 
     challenge, created = organizer.create_challenge(_settings(), file)
-    console.print(f"{'created' if created else 'updated'} challenge [bold]{challenge}[/bold] from {file}")
+    console.print(Text.assemble(f"{'created' if created else 'updated'} challenge ", plain(challenge, "bold"),
+                                " from ", plain(file)))
 
 
 @challenge_app.command("list")
@@ -67,9 +71,9 @@ def challenge_list():
     """List the challenges."""
     from medarena.platform import organizer
 
-    table = Table("slug", "title", "task", "phases", "cases")
+    table = _table("slug", "title", "task", "phases", "cases")
     for row in organizer.list_challenges(_settings()):
-        table.add_row(*map(str, row))
+        table.add_row(*map(plain, row))
     console.print(table)
 
 
@@ -77,9 +81,12 @@ def challenge_list():
 @fails_cleanly
 def challenge_show(slug: str):
     """Show a challenge: its phases, interface, evaluation and ranking."""
+    from rich.highlighter import JSONHighlighter
+
     from medarena.platform import organizer
 
-    console.print_json(json.dumps(organizer.show_challenge(_settings(), slug), default=str))
+    text = json_text(organizer.show_challenge(_settings(), slug))
+    console.print(JSONHighlighter()(Text(text)), soft_wrap=True)
 
 
 # ---------------------------------------------------------------- data
@@ -94,7 +101,7 @@ def data_ingest(source: Path, challenge: Challenge, phase: PhaseOpt):
         task = progress.add_task("ingesting", total=None)
         n = organizer.ingest_phase(_settings(), challenge, phase, source,
                                    progress=lambda case: progress.advance(task))
-    console.print(f"ingested {n} cases into {challenge}/{phase}")
+    console.print(plain(f"ingested {n} cases into {challenge}/{phase}"))
 
 
 # ---------------------------------------------------------------- submissions
@@ -109,7 +116,7 @@ def submit(image: Annotated[str, typer.Argument(help="an image tarball (podman/d
     from medarena.platform import organizer
 
     submission_id, digest = organizer.submit(_settings(), challenge, phase, participant, image, comment)
-    console.print(f"submission {submission_id} queued ({digest[:19]})")
+    console.print(plain(f"submission {submission_id} queued ({digest[:19]})"))
 
 
 @app.command()
@@ -120,7 +127,7 @@ def run(submission: Annotated[list[int] | None, typer.Option("--submission", "-s
 
 
 def _notice(text: str) -> None:
-    err.print(f"[yellow]{escape(text)}[/yellow]")
+    err.print(plain(text, "yellow", lines=True))
 
 
 def _run_with_progress(submission_ids) -> list[int]:
@@ -131,7 +138,8 @@ def _run_with_progress(submission_ids) -> list[int]:
 
         def on_progress(done, total, outcome):
             progress.update(task, completed=done, total=total,
-                            description=f"cases (last: {outcome.case} {outcome.state})" if outcome else "cases")
+                            description=visible(f"cases (last: {outcome.case} {outcome.state})") if outcome
+                            else "cases")
 
         finished = scheduler.run(_settings(), submission_ids, on_progress=on_progress,
                                  on_notice=_notice)
@@ -180,9 +188,9 @@ def status(challenge: Annotated[str | None, typer.Option("--challenge", "-c")] =
     """Submissions with their state and per-state case counts."""
     from medarena.platform import organizer
 
-    table = Table("id", "challenge/phase", "participant", "state", "cases", "submitted")
+    table = _table("id", "challenge/phase", "participant", "state", "cases", "submitted")
     for row in organizer.submission_status(_settings(), challenge):
-        table.add_row(*map(str, row))
+        table.add_row(*map(plain, row))
     console.print(table)
 
 
@@ -197,14 +205,14 @@ def results(submission: int, output: Annotated[Path | None, typer.Option(help="w
     _print_case_table(data["cases"])
     for case in data["cases"] if logs else []:
         if case["state"] == "failed" and (case["stdout_tail"] or case["stderr_tail"]):
-            console.rule(f"{case['case']}: {case['reason']}")
+            console.rule(plain(f"{case['case']}: {case['reason']}"))
             for name in ("stdout_tail", "stderr_tail"):
                 if case[name].strip():
-                    console.print(f"[bold]{name.removesuffix('_tail')}[/bold]")
-                    console.print(escape(case[name].rstrip()), highlight=False)
+                    console.print(name.removesuffix("_tail"), style="bold")
+                    console.print(plain(case[name].rstrip(), lines=True))
     for name, value in data["dataset"].items():
         if isinstance(value, (int, float)):
-            console.print(f"{name}: {value:.4g}")
+            console.print(plain(f"{name}: {value:.4g}"))
     if output:
         output.write_text(json.dumps(data, indent=2, default=str))
 
@@ -212,15 +220,23 @@ def results(submission: int, output: Annotated[Path | None, typer.Option(help="w
 def _print_case_table(cases: list[dict]) -> None:
     metric_names = sorted({k for c in cases for r in c.get("metrics", []) for k in r
                            if k not in ("label",)})
-    table = Table("case", "state", "reason", "runtime s", "label", *metric_names, "detail")
+    table = _table("case", "state", "reason", "runtime s", "label", *metric_names, "detail")
     for case in cases:
         rows = case.get("metrics") or [{}]
         for row in rows:
-            table.add_row(case["case"], case["state"], case.get("reason") or "",
-                          f"{case['runtime_seconds']:.1f}" if case.get("runtime_seconds") is not None else "",
-                          str(row.get("label") or ""),
-                          *[_fmt(row.get(m)) for m in metric_names], case.get("detail") or "")
+            cells = [case["case"], case["state"], case.get("reason") or "",
+                     f"{case['runtime_seconds']:.1f}" if case.get("runtime_seconds") is not None else "",
+                     str(row.get("label") or ""), *[_fmt(row.get(m)) for m in metric_names], case.get("detail") or ""]
+            table.add_row(*map(plain, cells))
     console.print(table)
+
+
+def _table(*headers: str, title: str | None = None) -> Table:
+    """A table whose headers and title are shown as written; add its rows as ``plain`` texts."""
+    table = Table(title=plain(title) if title else None)
+    for header in headers:
+        table.add_column(plain(header))
+    return table
 
 
 def _fmt(value) -> str:
@@ -297,7 +313,7 @@ def evaluate(
     _print_evaluation(result)
     if output:
         write_json(result, output)
-        console.print(f"wrote {output}")
+        console.print(plain(f"wrote {output}"))
     if result["errors"]:
         raise typer.Exit(1)
 
@@ -318,17 +334,17 @@ def _parse_labels(text: str) -> dict[str, int]:
 def _print_evaluation(result: dict) -> None:
     cases = result["cases"]
     names = [k for k in dict.fromkeys(k for row in cases for k in row) if k not in ("case", "label")]
-    table = Table("case", "label", *names, title=f"{result['task']}: {len({r['case'] for r in cases})} cases")
+    table = _table("case", "label", *names, title=f"{result['task']}: {len({r['case'] for r in cases})} cases")
     for row in cases:
-        table.add_row(row["case"], str(row.get("label") or ""), *[_fmt(row.get(n)) for n in names])
+        table.add_row(*map(plain, [row["case"], str(row.get("label") or ""), *[_fmt(row.get(n)) for n in names]]))
     console.print(table)
     pooled = {k: v for k, v in result["dataset"].items() if isinstance(v, (int, float))}
     if pooled:
-        console.print("  ".join(f"{k}={v:.4g}" for k, v in pooled.items()))
+        console.print(plain("  ".join(f"{k}={v:.4g}" for k, v in pooled.items())))
     for error in result["errors"]:
-        err.print(f"[red]case {escape(error['case'])}:[/red] {escape(error['error'])}", highlight=False)
+        err.print(Text.assemble(plain(f"case {error['case']}:", "red"), " ", plain(error["error"])))
     for note in result["notes"]:
-        console.print(escape(f"case {note['case']}: {note['note']}"), highlight=False)
+        console.print(plain(f"case {note['case']}: {note['note']}"))
 
 
 # ---------------------------------------------------------------- ranking and dashboard
@@ -346,14 +362,14 @@ def rank(challenge: Challenge, phase: PhaseOpt,
     ranking, files = organizer.rank(_settings(), challenge, phase, method, bootstrap, output)
     shown = [c for c in ranking.columns if c in ("submission", "rank", "score", "n_missing", "rank_lo", "rank_hi")
              or c.endswith("_aggregate")]
-    table = Table(*shown)
+    table = _table(*shown)
     for row in ranking[shown].itertuples(index=False):
-        table.add_row(*[_fmt(v) for v in row])
+        table.add_row(*[plain(_fmt(v)) for v in row])
     console.print(table)
     if ranking.attrs.get("note"):
-        console.print(ranking.attrs["note"])
+        console.print(plain(ranking.attrs["note"]))
     for path in files:
-        console.print(f"wrote {path}")
+        console.print(plain(f"wrote {path}"))
 
 
 @app.command()
@@ -362,7 +378,7 @@ def dashboard(port: int = 8501, address: str = "127.0.0.1"):
     from medarena.dashboard import launch
 
     process = launch(port=port, address=address)
-    console.print(f"dashboard: http://{address}:{port}  (Ctrl-C stops it)")
+    console.print(plain(f"dashboard: http://{address}:{port}  (Ctrl-C stops it)"))
     try:
         process.wait()
     except KeyboardInterrupt:
@@ -386,9 +402,20 @@ def demo(port: int = 8501, serve: Annotated[bool, typer.Option(help="start the d
         dashboard(port=port)
 
 
-def _progress(transient: bool = False) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, transient=transient)
+@contextlib.contextmanager
+def _progress(transient: bool = False):
+    """A progress bar on stderr that is cleared when an error ends the command, so that the error
+    is the last and only line there."""
+    progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=err, transient=transient)
+    progress.start()
+    try:
+        yield progress
+    except BaseException:
+        progress.live.transient = True
+        progress.live.stop()  # not progress.stop(), which adds an empty line where stderr is no terminal
+        raise
+    progress.stop()
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+import pandas as pd
 import streamlit as st
 
+from medarena.display import markdown_literal, visible
 from medarena.platform.settings import Settings, load_settings
 
 CHALLENGES = "views/challenges.py"
@@ -40,10 +42,25 @@ def choose(label: str, options: Sequence[T], name: str,
     values = [str(o) for o in options]
     current = param(name)
     index = values.index(current) if current in values else 0
-    chosen = st.selectbox(label, options, index=index, format_func=format_func)
+    chosen = st.selectbox(label, options, index=index, format_func=lambda o: visible(format_func(o)))
     if chosen is not None and param(name) != str(chosen):
         st.query_params[name] = str(chosen)
     return chosen
+
+
+def md(text: Any) -> str:
+    """A participant's or organizer's text for an element that renders Markdown (titles, captions,
+    labels, table cells): shown as the characters it holds."""
+    return markdown_literal(text)
+
+
+def plain_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table whose text cells and column names show control characters as escapes."""
+    shown = frame.rename(columns=lambda c: visible(c) if isinstance(c, str) else c)
+    for column in shown.columns:
+        if pd.api.types.is_object_dtype(shown[column]) or pd.api.types.is_string_dtype(shown[column]):
+            shown[column] = shown[column].map(lambda v: visible(v) if isinstance(v, str) else v)
+    return shown
 
 
 def when(value: dt.datetime | None) -> str:

@@ -1,12 +1,15 @@
 """Challenge definitions: the organizer's YAML, validated with pydantic.
 
-Every validation error names the file and the field (``demo.yaml: phases.0.closes: ...``).
+Every validation error names the file and the field (``demo.yaml: phases.0.closes: ...``). The
+rules, with their messages, are listed in the README ("Challenge definition rules").
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
+import re
+import stat
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -17,6 +20,20 @@ from medarena.platform.contract import Socket
 from medarena.platform.runner import Limits
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+MAX_DEFINITION_BYTES = 1 << 20
+MAX_DEPTH = 20  # nesting of mappings and lists
+MAX_VALUES = 10_000  # scalars, mappings and lists, an alias counted each time it is used
+MAX_TITLE = 200
+MAX_DESCRIPTION = 20_000
+MAX_PHASES = 20
+MAX_SOCKETS = 32  # per side: inputs, outputs, references
+MAX_SUBMISSION_LIMIT = 10_000
+MAX_LIMIT_PERIOD_DAYS = 3650
+MAX_BOOTSTRAP = 100_000
+# Upper bounds of a container run's limits (the lower ones are in runner.Limits).
+LIMIT_BOUNDS = {"wall_time_seconds": 86_400, "memory_mb": 1_048_576, "cpus": 256, "pids": 65_536, "gpus": 16}
+PATH_PART = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+MAX_RELATIVE_PATH = 255
 
 
 class DefinitionError(ValueError):
@@ -25,6 +42,18 @@ class DefinitionError(ValueError):
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def check_line(value: str, what: str, limit: int, *, required: bool = False) -> str:
+    """A title-like text: one line of printable characters, at most ``limit`` long."""
+    if required and not value.strip():
+        raise ValueError(f"{what} must not be empty or only spaces")
+    if len(value) > limit:
+        raise ValueError(f"{what} has {len(value)} characters; at most {limit} are allowed")
+    bad = next((c for c in value if not c.isprintable()), None)
+    if bad is not None:
+        raise ValueError(f"{what} must be one line of printable characters; found {bad!r}")
+    return value
 
 
 class PhaseDefinition(Strict):
@@ -40,6 +69,25 @@ class PhaseDefinition(Strict):
     limit_period_days: float = Field(default=1.0, gt=0, description="the period of submission_limit, in days")
     leaderboard_public: bool = Field(default=True, description="anyone may see the leaderboard")
     case_results_public: bool = Field(default=False, description="anyone may see the per-case results")
+
+    @field_validator("title")
+    @classmethod
+    def _title_line(cls, value: str) -> str:
+        return check_line(value, "the title", MAX_TITLE)
+
+    @field_validator("submission_limit")
+    @classmethod
+    def _limit_bounded(cls, value: int) -> int:
+        if value > MAX_SUBMISSION_LIMIT:
+            raise ValueError(f"at most {MAX_SUBMISSION_LIMIT} (0 means no limit)")
+        return value
+
+    @field_validator("limit_period_days")
+    @classmethod
+    def _period_bounded(cls, value: float) -> float:
+        if value > MAX_LIMIT_PERIOD_DAYS:
+            raise ValueError(f"at most {MAX_LIMIT_PERIOD_DAYS} days")
+        return value
 
     @field_validator("opens", "closes")
     @classmethod
@@ -76,10 +124,26 @@ class Interface(Strict):
     (fixed and moving), each such socket must name its grid or none is checked.
     """
 
-    inputs: list[Socket] = Field(min_length=1, description="what a container receives under /input")
-    outputs: list[GridSocket] = Field(min_length=1, description="what a container must write under /output")
-    references: list[GridSocket] = Field(default_factory=list, description="the ground truth: ingested "
-                                         "with the inputs, never mounted into a container")
+    inputs: list[Socket] = Field(min_length=1, max_length=MAX_SOCKETS,
+                                 description="what a container receives under /input")
+    outputs: list[GridSocket] = Field(min_length=1, max_length=MAX_SOCKETS,
+                                      description="what a container must write under /output")
+    references: list[GridSocket] = Field(default_factory=list, max_length=MAX_SOCKETS,
+                                         description="the ground truth: ingested with the inputs, "
+                                         "never mounted into a container")
+
+    @model_validator(mode="after")
+    def _distinct_sockets(self) -> Interface:
+        """Slugs name the ingest source folders (inputs and references) and the prediction store
+        (outputs); relative paths name what a container reads and writes: neither may collide."""
+        for side in ("inputs", "outputs", "references"):
+            for i, socket in enumerate(getattr(self, side)):
+                _check_relative_path(f"interface.{side}.{i}.relative_path", socket.relative_path)
+        _distinct_slugs([("inputs", self.inputs), ("references", self.references)])
+        _distinct_slugs([("outputs", self.outputs)])
+        for side in ("inputs", "outputs"):
+            _separate_paths(side, getattr(self, side))
+        return self
 
     @model_validator(mode="after")
     def _default_grids(self) -> Interface:
@@ -122,19 +186,44 @@ class ChallengeDefinition(Strict):
 
     slug: str = Field(pattern=SLUG, description="the challenge's name in commands and URLs")
     title: str
-    description: str = Field(default="", description="shown on the challenge's page (Markdown)")
-    phases: list[PhaseDefinition] = Field(min_length=1)
+    description: str = Field(default="", description="shown on the challenge's page (as plain text)")
+    phases: list[PhaseDefinition] = Field(min_length=1, max_length=MAX_PHASES)
     interface: Interface
     evaluation: Evaluation
     ranking: dict[str, Any] = Field(default_factory=dict, description="a RankingRecipe; empty: "
                                     "aggregate-then-rank on the mean of every metric the evaluation computes")
     limits: Limits = Field(default_factory=Limits, description="per container run, for every case")
 
+    @field_validator("title")
+    @classmethod
+    def _title_line(cls, value: str) -> str:
+        return check_line(value, "the title", MAX_TITLE, required=True)
+
+    @field_validator("description")
+    @classmethod
+    def _description_text(cls, value: str) -> str:
+        if len(value) > MAX_DESCRIPTION:
+            raise ValueError(f"the description has {len(value)} characters; at most {MAX_DESCRIPTION} are allowed")
+        bad = next((c for c in value if not c.isprintable() and c not in "\n\t"), None)
+        if bad is not None:
+            raise ValueError(f"the description must be printable text (line breaks and tabs allowed); found {bad!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _bounded_limits(self) -> ChallengeDefinition:
+        for name, bound in LIMIT_BOUNDS.items():
+            value = getattr(self.limits, name, None)
+            if value is not None and value > bound:
+                raise ValueError(f"limits.{name}: {value} is more than the largest allowed, {bound}")
+        return self
+
     @model_validator(mode="after")
     def _consistent(self) -> ChallengeDefinition:
         slugs = [p.slug for p in self.phases]
-        if len(set(slugs)) != len(slugs):
-            raise ValueError("phases: two phases share a slug")
+        for i, slug in enumerate(slugs):
+            if slug in slugs[:i]:
+                raise ValueError(f"phases.{i}.slug: {slug!r} is already the slug of phases.{slugs.index(slug)}; "
+                                 f"phase slugs must be unique")
         inputs = {s.slug for s in self.interface.inputs}
         outputs = {s.slug for s in self.interface.outputs}
         refs = {s.slug for s in self.interface.references}
@@ -142,6 +231,12 @@ class ChallengeDefinition(Strict):
         ev = self.evaluation
         ev.reference = {**_infer_roles(task.reference_roles, inputs | refs, refs), **ev.reference}
         ev.prediction = {**_infer_roles(task.prediction_roles, outputs, outputs), **ev.prediction}
+        for side, roles, mapping in (("reference", task.reference_roles, ev.reference),
+                                     ("prediction", task.prediction_roles, ev.prediction)):
+            for role in mapping:
+                if role not in roles:
+                    raise ValueError(f"evaluation.{side}.{role}: the {ev.task} task has no {side} role {role!r}; "
+                                     f"its roles: {', '.join(roles)}")
         for role, slug in ev.reference.items():
             if slug not in inputs | refs:
                 raise ValueError(f"evaluation.reference.{role}: no input or reference socket {slug!r}")
@@ -157,7 +252,7 @@ class ChallengeDefinition(Strict):
             if socket.same_grid_as and socket.same_grid_as not in inputs:
                 raise ValueError(f"interface: {socket.slug}.same_grid_as names no input {socket.same_grid_as!r}")
         try:
-            ev.task_settings()
+            task_settings = ev.task_settings()
         except ValidationError as exc:
             raise ValueError(f"evaluation.settings: {_first_error(exc)}") from None
         if self.ranking:
@@ -167,11 +262,18 @@ class ChallengeDefinition(Strict):
                 recipe = RankingRecipe.model_validate(self.ranking)
             except ValidationError as exc:
                 raise ValueError(f"ranking: {_first_error(exc)}") from None
+            if recipe.bootstrap > MAX_BOOTSTRAP:
+                raise ValueError(f"ranking.bootstrap: at most {MAX_BOOTSTRAP} resamples")
             scored = ev.settings.get("metrics")
+            # segmentation rows are named by the declared labels (registration adds landmark rows)
+            labels = getattr(task_settings, "labels", None) if ev.task == "segmentation" else None
             for i, item in enumerate(recipe.metrics):
                 if scored and item.metric not in scored:
                     raise ValueError(f"ranking.metrics.{i}: {item.metric!r} is not among the metrics the "
                                      f"evaluation computes ({', '.join(scored)})")
+                if isinstance(labels, dict) and item.label is not None and item.label not in labels:
+                    raise ValueError(f"ranking.metrics.{i}.label: {item.label!r} is not among the labels of "
+                                     f"evaluation.settings.labels ({', '.join(labels)})")
         return self
 
     def phase(self, slug: str) -> PhaseDefinition:
@@ -180,6 +282,36 @@ class ChallengeDefinition(Strict):
                 return phase
         raise DefinitionError(f"challenge {self.slug!r} has no phase {slug!r}; phases: "
                               f"{', '.join(p.slug for p in self.phases)}")
+
+
+def _check_relative_path(where: str, value: str) -> None:
+    if len(value) > MAX_RELATIVE_PATH:
+        raise ValueError(f"{where}: {len(value)} characters; at most {MAX_RELATIVE_PATH} are allowed")
+    for part in PurePosixPath(value).parts:
+        if not PATH_PART.match(part):
+            raise ValueError(f"{where}: {value!r} has the part {part!r}; each part must be letters, digits, "
+                             f"'-', '_' or '.', not starting with '.'")
+
+
+def _distinct_slugs(sides: list[tuple[str, list[Socket]]]) -> None:
+    scope = " across inputs and references (they name the ingest source folders)" if len(sides) > 1 else ""
+    seen: dict[str, str] = {}
+    for side, sockets in sides:
+        for i, socket in enumerate(sockets):
+            if socket.slug in seen:
+                raise ValueError(f"interface.{side}.{i}.slug: {socket.slug!r} is already the slug of "
+                                 f"{seen[socket.slug]}; socket slugs must be unique{scope}")
+            seen[socket.slug] = f"interface.{side}.{i}"
+
+
+def _separate_paths(side: str, sockets: list[Socket]) -> None:
+    """No two sockets of a side at the same relative path, nor one inside another's folder."""
+    paths = [PurePosixPath(s.relative_path) for s in sockets]
+    for i, path in enumerate(paths):
+        for j, other in enumerate(paths[:i]):
+            if path == other or path.is_relative_to(other) or other.is_relative_to(path):
+                raise ValueError(f"interface.{side}.{i}.relative_path: {str(path)!r} is the same as or overlaps "
+                                 f"{str(other)!r} of interface.{side}.{j}; each socket needs its own path")
 
 
 def _infer_roles(roles: tuple[str, ...], sockets: set[str], candidates: set[str]) -> dict[str, str]:
@@ -194,27 +326,104 @@ def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"])
     message = err["msg"].removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
+    if not where or message.startswith((f"{where}.", f"{where}:")):  # the message names the field itself
+        return message
+    return f"{where}: {message}"
 
 
 def load_definition(path: Path) -> ChallengeDefinition:
     """Read and validate a challenge YAML; raise DefinitionError naming the file and field."""
     path = Path(path)
+    text = _read_definition(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise DefinitionError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise DefinitionError(f"{path}: cannot be read ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise DefinitionError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        _check_shape(yaml.parse(text, Loader=_LOADER), path)
+        data = yaml.load(text, Loader=_DefinitionLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         raise DefinitionError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    _check_expanded(data, path)
     if not isinstance(data, dict):
         raise DefinitionError(f"{path}: expected a mapping of fields at the top level")
     return parse_definition(data, source=str(path))
+
+
+def _read_definition(path: Path) -> str:
+    try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(21, "Is a directory")
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
+            raise DefinitionError(f"{path}: not a regular file")
+        with path.open("rb") as file:
+            raw = file.read(MAX_DEFINITION_BYTES + 1)
+    except FileNotFoundError:
+        raise DefinitionError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise DefinitionError(f"{path}: cannot be read ({exc.strerror})") from None
+    if len(raw) > MAX_DEFINITION_BYTES:
+        raise DefinitionError(f"{path}: larger than {MAX_DEFINITION_BYTES} bytes, the most a definition may be")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DefinitionError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _DefinitionLoader(_LOADER):
+    """The safe loader, refusing a key given twice in one mapping (PyYAML would keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    repeated = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key: the base class reports it
+                    continue
+                if repeated:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} appears twice in one mapping", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_shape(events, path: Path) -> None:
+    """Refuse deep nesting and too many values while parsing, before anything is built."""
+    depth = count = 0
+    for event in events:
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise DefinitionError(f"{path}: line {event.start_mark.line + 1}: nested more than {MAX_DEPTH} "
+                                      f"levels deep")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+        if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            count += 1
+            if count > MAX_VALUES:
+                raise DefinitionError(f"{path}: more than {MAX_VALUES} values")
+
+
+def _check_expanded(data: Any, path: Path) -> None:
+    """The same bounds once aliases are expanded (a few anchors can stand for millions of values)."""
+    stack, count = [(data, 0)], 0
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise DefinitionError(f"{path}: more than {MAX_VALUES} values once aliases are expanded")
+        if depth > MAX_DEPTH:
+            raise DefinitionError(f"{path}: nested more than {MAX_DEPTH} levels deep once aliases are expanded")
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for pair in value.items() for item in pair)
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
 
 
 def parse_definition(data: dict[str, Any], source: str = "<definition>") -> ChallengeDefinition:

@@ -20,6 +20,7 @@ from rich.table import Table
 from scipy import ndimage
 from sqlalchemy import select
 
+from medarena.display import plain
 from medarena.platform import demo_data, organizer
 from medarena.platform.challenges import DefinitionError
 from medarena.platform.database import LeaderboardEntry, Submission, session_scope
@@ -150,6 +151,7 @@ def report(settings: Settings, console: Console, task: str = "segmentation") -> 
         for entry in entries:
             sub = session.get(Submission, entry.submission_id)
             interval = (f"{entry.rank_low:g}-{entry.rank_high:g}" if entry.rank_low is not None else "")
-            table.add_row(str(entry.rank), sub.participant, str(sub.id), interval,
-                          *[f"{v:.4g}" if isinstance(v, float) else str(v) for v in entry.columns.values()])
+            table.add_row(*map(plain, [str(entry.rank), sub.participant, str(sub.id), interval,
+                                       *[f"{v:.4g}" if isinstance(v, float) else str(v)
+                                         for v in entry.columns.values()]]))
     console.print(table)

@@ -16,7 +16,7 @@ from medarena.platform.errors import NotFound
 from medarena.platform.ingest import IngestError, ingest
 from medarena.platform.runner import load_image, save_image
 from medarena.platform.settings import Settings
-from medarena.platform.submissions import create_submission, find_phase
+from medarena.platform.submissions import check_comment, check_participant, create_submission, find_phase
 
 
 def create_challenge(settings: Settings, path: Path) -> tuple[str, bool]:
@@ -95,8 +95,10 @@ def ingest_phase(settings: Settings, challenge: str, phase: str, source: Path,
 
 def submit(settings: Settings, challenge: str, phase: str, participant: str, image: str,
            comment: str = "") -> tuple[int, str]:
+    check_participant(participant)  # bad arguments are reported before an image is loaded
+    check_comment(comment)
     with session_scope(settings.database_url) as session:
-        find_phase(session, challenge, phase)  # an unknown phase is reported before loading an image
+        find_phase(session, challenge, phase)
     ref = load_image(image)
     if settings.ray_address:  # other nodes load the pinned image from the shared store
         objectstore.check_store(settings.store)

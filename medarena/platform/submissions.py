@@ -12,10 +12,36 @@ from medarena.platform.database import Challenge, Phase, Submission, utcnow
 
 ACTIVE_STATES = ("queued", "running", "evaluating")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
+MAX_PARTICIPANT = 64
+MAX_COMMENT = 1000
 
 
 class SubmissionError(ValueError):
     """A submission that cannot be accepted (closed phase, limit spent, unknown challenge...)."""
+
+
+def check_participant(name: str) -> None:
+    """A participant name: 1 to 64 printable characters (letters of any script, digits, spaces,
+    punctuation), without leading or trailing spaces; no control, format or separator characters."""
+    if not name.strip():
+        raise SubmissionError("participant: the name must not be empty or only spaces")
+    if len(name) > MAX_PARTICIPANT:
+        raise SubmissionError(f"participant: the name has {len(name)} characters; at most {MAX_PARTICIPANT} "
+                              f"are allowed")
+    bad = next((c for c in name if not c.isprintable()), None)
+    if bad is not None:
+        raise SubmissionError(f"participant {name!r}: the name must be printable characters; found {bad!r}")
+    if name != name.strip():
+        raise SubmissionError(f"participant {name!r}: the name must not start or end with a space")
+
+
+def check_comment(comment: str) -> None:
+    """A comment: at most 1000 printable characters; line breaks and tabs allowed."""
+    if len(comment) > MAX_COMMENT:
+        raise SubmissionError(f"comment: {len(comment)} characters; at most {MAX_COMMENT} are allowed")
+    bad = next((c for c in comment if not c.isprintable() and c not in "\n\t"), None)
+    if bad is not None:
+        raise SubmissionError(f"comment: must be printable text (line breaks and tabs allowed); found {bad!r}")
 
 
 def find_phase(session: Session, challenge_slug: str, phase_slug: str) -> tuple[Phase, ChallengeDefinition]:
@@ -39,6 +65,8 @@ def create_submission(session: Session, challenge_slug: str, phase_slug: str, pa
     concurrent submissions cannot both take the last slot.
     """
     now = now or utcnow()
+    check_participant(participant)
+    check_comment(comment)
     phase, definition = find_phase(session, challenge_slug, phase_slug)
     _lock_phase(session, phase)
     rules = definition.phase(phase_slug)

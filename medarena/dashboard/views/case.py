@@ -14,7 +14,7 @@ if info is None:
     st.stop()
 
 rules = info.rules
-st.page_link(ui.SUBMISSION, label=f"Submission #{info.id} · {info.participant}", icon=ui.ICONS["submission"],
+st.page_link(ui.SUBMISSION, label=f"Submission #{info.id} · {ui.md(info.participant)}", icon=ui.ICONS["submission"],
              query_params={"id": str(info.id)})
 if not rules.case_results_public:
     st.title("Case images")
@@ -26,7 +26,7 @@ if not cases:
     st.info("This submission has no cases yet.")
     st.stop()
 case = ui.choose("Case", cases, "case")
-st.title(f"Case {case}")
+st.title(f"Case {ui.md(case)}")
 
 interface = rules.definition.get("interface", {})
 background_sockets = (images.image_sockets(interface.get("inputs", []), ("image",))
@@ -39,7 +39,7 @@ socket = st.selectbox("Image", background_sockets) if len(background_sockets) > 
 try:
     volume = images.open_volume(inputs_url, case, socket)
 except images.MissingStore as exc:
-    st.info(f"The input image is not available: {exc}.")
+    st.info(f"The input image is not available: {ui.md(exc)}.")
     st.stop()
 
 axis = 0
@@ -85,7 +85,7 @@ figure = images.render(background, [*truth, *predicted], images.plane_spacing(vo
 picture, legend = st.columns([3, 2])
 picture.pyplot(figure, clear_figure=True)
 for note in notes + more:
-    legend.caption(note)
+    legend.caption(ui.md(note))
 
 row = data.case_results(config.database_url, info.id)
 legend.table(row[row["case"] == case].set_index("case").T.map(ui.number).rename(columns=lambda _: "value"))

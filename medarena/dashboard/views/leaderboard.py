@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from medarena.dashboard import charts, data, ui
+from medarena.display import visible
 
 url = ui.settings().database_url
 challenges = {c.slug: c for c in data.list_challenges(url)}
@@ -20,7 +21,7 @@ with pick_phase:
     phase_slug = ui.choose("Phase", list(phases), "phase", lambda s: phases[s].title)
 phase = phases[phase_slug]
 
-st.title(f"{phase.challenge_title}: {phase.title}")
+st.title(f"{ui.md(phase.challenge_title)}: {ui.md(phase.title)}")
 st.caption(f"Phase {phase.state} · opens {ui.when(phase.opens)} · closes {ui.when(phase.closes)} · "
            f"{phase.cases} cases · {phase.submissions} submissions")
 
@@ -38,14 +39,14 @@ else:
     if not board.empty:
         top = board.iloc[0]
         lead = "Winner" if phase.state == "closed" else "Leading"
-        st.markdown(f"### {lead}: {top['participant']}")
+        st.markdown(f"### {lead}: {ui.md(top['participant'])}")
         st.caption(f"rank {top['rank']} · score {ui.number(top['score'])} · submission #{top['submission']}")
         podium = board.head(10)[["rank", "participant", "score", "rank interval", "submitted"]]
-        podium = podium.assign(score=podium["score"].map(ui.number),
+        podium = podium.assign(participant=podium["participant"].map(ui.md), score=podium["score"].map(ui.number),
                                submitted=podium["submitted"].map(ui.when))
         st.table(podium.set_index("rank"))
         st.subheader("All columns")
-        st.dataframe(submission_links(board), hide_index=True, column_config={"submission": LINK})
+        st.dataframe(ui.plain_frame(submission_links(board)), hide_index=True, column_config={"submission": LINK})
     else:
         unranked = data.unranked_results(url, phase.challenge, phase.slug)
         if unranked.empty:
@@ -53,14 +54,15 @@ else:
         else:
             st.warning("This phase has not been ranked yet; these are the finished submissions with "
                        "the means of their metrics.")
-            st.dataframe(submission_links(unranked), hide_index=True, column_config={"submission": LINK})
+            st.dataframe(ui.plain_frame(submission_links(unranked)), hide_index=True,
+                         column_config={"submission": LINK})
     if phase.case_results_public and not board.empty:
         values = data.phase_case_values(url, phase.challenge, phase.slug)
         if not values.empty:
-            values["participant"] = [f"{who} #{sid}" for who, sid in
+            values["participant"] = [f"{visible(who)} #{sid}" for who, sid in
                                      zip(values["participant"], values["submission"], strict=True)]
             st.subheader("Per-case values")
-            metric = st.selectbox("Metric", list(dict.fromkeys(values["column"])))
+            metric = st.selectbox("Metric", list(dict.fromkeys(values["column"])), format_func=visible)
             st.altair_chart(charts.leaderboard_distribution(values, metric), width="stretch")
 
 st.subheader("Submissions in progress or failed")
@@ -68,12 +70,12 @@ unfinished = data.unfinished_submissions(url, phase.challenge, phase.slug)
 if unfinished.empty:
     st.caption("None.")
 else:
-    st.dataframe(submission_links(unfinished), hide_index=True, column_config={"submission": LINK})
+    st.dataframe(ui.plain_frame(submission_links(unfinished)), hide_index=True, column_config={"submission": LINK})
 
 everything = data.phase_submissions(url, phase.challenge, phase.slug)
 if not everything.empty:
     st.subheader("Open a submission")
-    labels = {row.submission: f"#{row.submission} · {row.participant} · {row.state} · "
+    labels = {row.submission: f"#{row.submission} · {visible(row.participant)} · {row.state} · "
                               f"{ui.when(row.submitted)}" for row in everything.itertuples()}
     chosen = st.selectbox("Submission", list(labels), format_func=labels.get)
     st.page_link(ui.SUBMISSION, label=f"Open submission #{chosen}", icon=ui.ICONS["submission"],

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from medarena.dashboard import charts, data, ui
+from medarena.display import visible
 
 url = ui.settings().database_url
 submission_id = ui.int_param("id")
@@ -22,13 +23,13 @@ if info is None:
     st.stop()
 
 rules = info.rules
-st.page_link(ui.LEADERBOARD, label=f"{rules.challenge_title}: {rules.title}", icon=ui.ICONS["leaderboard"],
-             query_params={"challenge": info.challenge, "phase": info.phase})
-st.title(f"Submission #{info.id} · {info.participant}")
-st.markdown(f"**State:** {info.state}")
+st.page_link(ui.LEADERBOARD, label=f"{ui.md(rules.challenge_title)}: {ui.md(rules.title)}",
+             icon=ui.ICONS["leaderboard"], query_params={"challenge": info.challenge, "phase": info.phase})
+st.title(f"Submission #{info.id} · {ui.md(info.participant)}")
+st.markdown(f"**State:** {ui.md(info.state)}")
 left, right = st.columns(2)
-left.markdown(f"**Image:** `{info.image}`  \n**Digest:** `{info.image_digest}`"
-              + (f"  \n**Comment:** {info.comment}" if info.comment else ""))
+left.markdown(f"**Image:** {ui.md(info.image)}  \n**Digest:** {ui.md(info.image_digest)}"
+              + (f"  \n**Comment:** {ui.md(info.comment)}" if info.comment else ""))
 right.markdown(f"**Submitted:** {ui.when(info.created_at)}  \n**Started:** {ui.when(info.started_at)}  \n"
                f"**Finished:** {ui.when(info.finished_at)}  \n"
                f"**Run time:** {ui.duration(info.started_at, info.finished_at)}")
@@ -44,22 +45,22 @@ if cases.empty:
 else:
     if not rules.case_results_public:
         st.caption("Per-case metric values of this phase are not public; the job states are.")
-    st.dataframe(cases, hide_index=True, column_config={
+    st.dataframe(ui.plain_frame(cases), hide_index=True, column_config={
         "runtime (s)": st.column_config.NumberColumn(format="%.1f")})
 
 failures = data.failed_cases(url, info.id)
 if failures:
     st.subheader(f"Failed cases ({len(failures)})")
     for failure in failures:
-        with st.expander(f"{failure.case}: {failure.reason or 'failed'}", icon=ui.ICONS["failed"]):
-            st.markdown(f"**Reason:** `{failure.reason}`")
+        with st.expander(f"{ui.md(failure.case)}: {ui.md(failure.reason or 'failed')}", icon=ui.ICONS["failed"]):
+            st.markdown(f"**Reason:** {ui.md(failure.reason)}")
             if failure.detail:
-                st.code(failure.detail, language=None)
+                st.code(visible(failure.detail, lines=True), language=None)
             if rules.case_results_public:
                 st.markdown("**stdout** (tail)")
-                st.code(failure.stdout_tail or "(empty)", language=None)
+                st.code(visible(failure.stdout_tail, lines=True) or "(empty)", language=None)
                 st.markdown("**stderr** (tail)")
-                st.code(failure.stderr_tail or "(empty)", language=None)
+                st.code(visible(failure.stderr_tail, lines=True) or "(empty)", language=None)
             else:
                 st.caption("Logs are hidden in this phase, whose case results are not public.")
 
@@ -70,7 +71,7 @@ if rules.leaderboard_public:
         if numbers:
             tiles = st.columns(min(len(numbers), 6))
             for i, (name, value) in enumerate(numbers.items()):
-                tiles[i % len(tiles)].metric(name, ui.number(value))
+                tiles[i % len(tiles)].metric(ui.md(name), ui.number(value))
         if curves:
             plots = st.columns(min(len(curves), 3))
             for i, (name, points) in enumerate(curves.items()):
@@ -78,7 +79,7 @@ if rules.leaderboard_public:
     means = data.aggregate_means(info.aggregates)
     if means:
         st.subheader("Means over cases")
-        st.dataframe([{"metric": k, "mean": v} for k, v in means.items()], hide_index=True)
+        st.dataframe([{"metric": visible(k), "mean": v} for k, v in means.items()], hide_index=True)
 else:
     st.caption("Scores of this phase are not public.")
 
@@ -89,6 +90,6 @@ if not values.empty:
 
 if rules.case_results_public and not cases.empty:
     st.subheader("Case images")
-    case = st.selectbox("Case", list(cases["case"]))
-    st.page_link(ui.CASE, label=f"Open case {case}", icon=ui.ICONS["case"],
+    case = st.selectbox("Case", list(cases["case"]), format_func=visible)
+    st.page_link(ui.CASE, label=f"Open case {ui.md(case)}", icon=ui.ICONS["case"],
                  query_params={"submission": str(info.id), "case": case})
