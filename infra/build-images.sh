@@ -3,8 +3,19 @@
 # Python and NumPy, by debootstrap from the host's apt mirror) and one image per example algorithm
 # in submissions/. Idempotent: an image is rebuilt only when its build context changed.
 # Every failing step prints the command that failed and the tail of its output.
+#
+#   infra/build-images.sh [--base-only]
+#
+# MEDARENA_BASE_IMAGE names the base image; APT_SOURCES_DIR (see apt-mirror.sh) where the mirror
+# is read from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+base_only=false
+case "${1:-}" in
+  "") ;;
+  --base-only) base_only=true ;;
+  *) echo "usage: infra/build-images.sh [--base-only]" >&2; exit 2 ;;
+esac
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/infra/containers.conf}"
 BASE=${MEDARENA_BASE_IMAGE:-localhost/medarena-base:latest}
 source infra/steps.sh
@@ -27,6 +38,7 @@ if ! podman image exists "$BASE"; then
   step "importing the base image" bash -c \
     "tar -C '$rootfs' -c . | podman import --change 'CMD [\"python3\"]' - '$BASE'"
 fi
+$base_only && exit 0
 
 for ctx in submissions/*/; do
   name=$(basename "$ctx")
