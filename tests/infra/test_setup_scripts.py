@@ -136,8 +136,12 @@ def private_podman(tmp_path):
     """An environment whose podman sees only a new, empty storage under tmp_path (and its own
     run-time folder), so that no image built earlier on this machine can help. Reset afterwards."""
     storage = tmp_path / "storage"
+    storage.mkdir()
+    # inside a container whose root is an overlay, podman's overlay driver cannot stack on it
+    on_overlay = run(["stat", "-f", "-c", "%T", storage]).stdout.strip() == "overlayfs"
+    driver = "vfs" if on_overlay else "overlay"
     conf = tmp_path / "storage.conf"
-    conf.write_text(f'[storage]\ndriver = "overlay"\ngraphroot = "{storage}/graph"\nrunroot = "{storage}/run"\n')
+    conf.write_text(f'[storage]\ndriver = "{driver}"\ngraphroot = "{storage}/graph"\nrunroot = "{storage}/run"\n')
     containers_conf = tmp_path / "containers.conf"
     repo_conf = (REPO / "infra" / "containers.conf").read_text()
     containers_conf.write_text(repo_conf.replace("[engine]", f'[engine]\ntmp_dir = "{storage}/libpod-tmp"', 1))
