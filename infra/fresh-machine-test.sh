@@ -20,7 +20,8 @@
 # - the nested image storage (/var/lib/containers) is a folder of the host's file system mounted
 #   into the container: the container's own root is an overlay, and overlay on overlay fails;
 #   on a bind-mounted ext4/xfs folder the nested podman's native overlay driver works, so neither
-#   vfs (slow: a full copy per layer) nor fuse-overlayfs with /dev/fuse is needed.
+#   vfs (slow: a full copy per layer) nor fuse-overlayfs with /dev/fuse is needed. /tmp is such a
+#   folder too, for the tests' own private podman storages.
 # - cgroups: podman on cgroups v1 shares the host's cgroup namespace, and with --privileged
 #   /sys/fs/cgroup is writable, so runc (the runtime infra/containers.conf selects) can set the
 #   memory, CPU and pids limits of nested containers.
@@ -119,7 +120,7 @@ fi
 phase "cloning the committed tree"
 step "cloning $REPO" git clone -q "$REPO" "$work/medarena"
 step "checking out HEAD" git -C "$work/medarena" checkout -q "$(git -C "$REPO" rev-parse HEAD)"
-mkdir -p "$work/containers"
+mkdir -p "$work/containers" "$work/tmp"
 
 # what a person on the fresh machine types, with the time of each part
 inner=$(cat <<'EOF'
@@ -145,7 +146,7 @@ EOF
 )
 phase "running the set-up and the demo$($tests && echo ' and the tests') in $image"
 podman run --rm --privileged --pids-limit -1 --shm-size 2g \
-  -v "$work/medarena:/root/medarena" -v "$work/containers:/var/lib/containers" \
+  -v "$work/medarena:/root/medarena" -v "$work/containers:/var/lib/containers" -v "$work/tmp:/tmp" \
   -e DISTRO="$distro" -e TESTS="$tests" -e PYTEST_ARGS="${pytest_args[*]}" \
   "$image" bash -c "$inner" \
   || fail "running in $image" "the set-up, the demo or the tests failed (output above)"
