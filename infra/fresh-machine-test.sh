@@ -120,7 +120,24 @@ fi
 phase "cloning the committed tree"
 step "cloning $REPO" git clone -q "$REPO" "$work/medarena"
 step "checking out HEAD" git -C "$work/medarena" checkout -q "$(git -C "$REPO" rev-parse HEAD)"
-mkdir -p "$work/containers" "$work/tmp"
+mkdir -p "$work/containers" "$work/tmp" "$work/ca"
+# The certificate authorities this host trusts beyond its distribution's (a TLS-inspecting proxy's
+# on the way to PyPI, say): a fresh machine on the same network trusts them too. They go to
+# /usr/local/share/ca-certificates, which update-ca-certificates reads when ca-certificates is
+# installed there.
+python3 - "${MEDARENA_FRESH_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}" "$work/ca" <<'PY'
+import glob, re, sys
+pem = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.S)
+def blocks(text): return [re.sub(r"\s", "", b) for b in pem.findall(text)]
+shipped = {b for f in glob.glob("/usr/share/ca-certificates/**/*.crt", recursive=True) for b in blocks(open(f).read())}
+try:
+    bundle = open(sys.argv[1]).read()
+except OSError:
+    bundle = ""
+for n, block in enumerate(pem.findall(bundle)):
+    if re.sub(r"\s", "", block) not in shipped:
+        open(f"{sys.argv[2]}/host-{n}.crt", "w").write(block + "\n")
+PY
 
 # what a person on the fresh machine types, with the time of each part
 inner=$(cat <<'EOF'
@@ -147,6 +164,7 @@ EOF
 phase "running the set-up and the demo$($tests && echo ' and the tests') in $image"
 podman run --rm --privileged --pids-limit -1 --shm-size 2g \
   -v "$work/medarena:/root/medarena" -v "$work/containers:/var/lib/containers" -v "$work/tmp:/tmp" \
+  -v "$work/ca:/usr/local/share/ca-certificates:ro" \
   -e DISTRO="$distro" -e TESTS="$tests" -e PYTEST_ARGS="${pytest_args[*]}" \
   "$image" bash -c "$inner" \
   || fail "running in $image" "the set-up, the demo or the tests failed (output above)"
