@@ -121,6 +121,7 @@ phase "cloning the committed tree"
 step "cloning $REPO" git clone -q "$REPO" "$work/medarena"
 step "checking out HEAD" git -C "$work/medarena" checkout -q "$(git -C "$REPO" rev-parse HEAD)"
 mkdir -p "$work/containers" "$work/tmp" "$work/ca"
+chmod 1777 "$work/tmp"
 # The certificate authorities this host trusts beyond its distribution's (a TLS-inspecting proxy's
 # on the way to PyPI, say): a fresh machine on the same network trusts them too. They go to
 # /usr/local/share/ca-certificates, which update-ca-certificates reads when ca-certificates is
@@ -149,7 +150,8 @@ test ! -e /root/.cache/pip
 cd /root/medarena
 phase "apt-get install make (the README's prerequisite)"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq && apt-get install -y -qq --no-install-recommends make >/dev/null
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends make >/dev/null
 phase "make system"; make system
 phase "make venv"; make venv
 phase "make images"; make images
