@@ -49,7 +49,8 @@ for ctx in submissions/*/; do
   [ "$have" = "$digest" ] && continue
   echo "medarena: building $image"
   old=$(podman image inspect --format '{{ .Id }}' "$image" 2>/dev/null || true)
-  step "building $image" podman build -q --label "medarena.context=$digest" -t "$image" \
+  # no network: the builds need none, and netavark's (on Debian 13) needs nftables besides
+  step "building $image" podman build -q --network=none --label "medarena.context=$digest" -t "$image" \
     -f "$ctx/Containerfile" "$ctx"
   # drop the build this one replaces, unless something still uses it
   [ -n "$old" ] && podman rmi "$old" >/dev/null 2>&1 || true

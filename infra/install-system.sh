@@ -14,6 +14,8 @@ distro=$(. /etc/os-release && echo "${ID:-}")
 need=()
 command -v podman >/dev/null || need+=(podman)
 command -v runc >/dev/null || [ -x /usr/sbin/runc ] || need+=(runc)
+# netavark, podman's network stack on Debian 13 and Ubuntu 24.04, runs nft for its rules
+command -v nft >/dev/null || [ -x /usr/sbin/nft ] || need+=(nftables)
 command -v catatonit >/dev/null || [ -x /usr/libexec/podman/catatonit ] || need+=(catatonit)
 command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
 if [ "$distro" != ubuntu ]; then
