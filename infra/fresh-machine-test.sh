@@ -9,7 +9,8 @@
 #   DISTRO         debian12 | debian13 | ubuntu2404
 #   --no-tests     stop after the demo
 #   --reuse-image  use the bare image of an earlier run if there is one (it is never modified)
-#   --keep         keep the work folder (clone, virtualenv, nested image storage)
+#   --keep         keep the work folder (clone, virtualenv, nested image storage, the container's
+#                  /tmp); a failed run always keeps it
 #   PYTEST_ARGS    passed to pytest by `make test` (default: the whole suite)
 #
 # Prints each phase with its duration and ends with `fresh machine DISTRO: ok` or the phase that
@@ -78,7 +79,9 @@ done
 image=localhost/medarena-fresh-$distro:latest
 work=$(mktemp -d "${MEDARENA_FRESH_DIR:-/var/tmp}/medarena-fresh-$distro.XXXXXX")
 cleanup() {
-  if $keep; then echo "kept $work"; else rm -rf "$work"; fi
+  local rc=$?
+  # a failed run keeps its folder: the container's /tmp (Ray's logs among it) is $work/tmp
+  if $keep || [ $rc -ne 0 ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 start=$SECONDS
