@@ -16,6 +16,8 @@ venv=${1:?usage: infra/setup-venv.sh VENV [test]}
 extra=${2:-}
 py=$venv/bin/python
 
+# the steps below are long and quiet: say what is going on
+echo "medarena: setting up the virtualenv $venv${extra:+ with the $extra extra}"
 if [ ! -x "$py" ]; then
   command -v python3 >/dev/null || fail "creating the virtualenv $venv" "python3 is not installed (run infra/install-system.sh)"
   step "creating the virtualenv $venv" python3 -m venv "$venv"
