@@ -5,33 +5,36 @@ PY := $(VENV)/bin/python
 export CONTAINERS_CONF := $(CURDIR)/infra/containers.conf
 export RAY_AUTH_MODE := disabled
 
-.PHONY: demo test setup system venv images lint bench docs
+.PHONY: demo test setup system venv test-venv images lint bench docs
 
-demo: setup
-	$(VENV)/bin/medarena demo
+# the demo needs only the runtime; the tests also need the test extra
+demo: system venv images
+	$(VENV)/bin/medarena demo $(DEMO_ARGS)
 
-test: setup
-	bash infra/run-tests.sh $(PY)
+test: system test-venv images
+	bash infra/run-tests.sh $(PY) $(PYTEST_ARGS)
 
-setup: system venv images
+setup: system test-venv images
 
 system:
 	@bash infra/install-system.sh
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	# the CPU build of torch first, so that monai (a test extra) does not pull the CUDA one
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test]'
+$(VENV)/.installed: pyproject.toml infra/setup-venv.sh
+	@bash infra/setup-venv.sh $(VENV)
+	touch $@
+
+test-venv: $(VENV)/.installed-test
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	@bash infra/setup-venv.sh $(VENV) test
 	touch $@
 
 images: venv
 	@bash infra/build-images.sh
 
-lint: venv
+lint: test-venv
 	$(VENV)/bin/ruff check .
 
 bench: setup

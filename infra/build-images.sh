@@ -3,8 +3,19 @@
 # Python and NumPy, by debootstrap from the host's apt mirror) and one image per example algorithm
 # in submissions/. Idempotent: an image is rebuilt only when its build context changed.
 # Every failing step prints the command that failed and the tail of its output.
+#
+#   infra/build-images.sh [--base-only]
+#
+# MEDARENA_BASE_IMAGE names the base image; APT_SOURCES_DIR (see apt-mirror.sh) where the mirror
+# is read from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+base_only=false
+case "${1:-}" in
+  "") ;;
+  --base-only) base_only=true ;;
+  *) echo "usage: infra/build-images.sh [--base-only]" >&2; exit 2 ;;
+esac
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/infra/containers.conf}"
 BASE=${MEDARENA_BASE_IMAGE:-localhost/medarena-base:latest}
 source infra/steps.sh
@@ -27,6 +38,7 @@ if ! podman image exists "$BASE"; then
   step "importing the base image" bash -c \
     "tar -C '$rootfs' -c . | podman import --change 'CMD [\"python3\"]' - '$BASE'"
 fi
+$base_only && exit 0
 
 for ctx in submissions/*/; do
   name=$(basename "$ctx")
@@ -37,7 +49,8 @@ for ctx in submissions/*/; do
   [ "$have" = "$digest" ] && continue
   echo "medarena: building $image"
   old=$(podman image inspect --format '{{ .Id }}' "$image" 2>/dev/null || true)
-  step "building $image" podman build -q --label "medarena.context=$digest" -t "$image" \
+  # no network: the builds need none, and netavark's (on Debian 13) needs nftables besides
+  step "building $image" podman build -q --network=none --label "medarena.context=$digest" -t "$image" \
     -f "$ctx/Containerfile" "$ctx"
   # drop the build this one replaces, unless something still uses it
   [ -n "$old" ] && podman rmi "$old" >/dev/null 2>&1 || true
