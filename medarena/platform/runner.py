@@ -27,12 +27,17 @@ from typing import IO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RunStatus = Literal["ok", "timeout", "out_of_memory", "exit_code", "image_error"]
+from medarena.platform.outputfs import OutputFolder
+
+RunStatus = Literal["ok", "timeout", "out_of_memory", "exit_code", "image_error", "output_too_large"]
 
 DEFAULT_LOG_TAIL_BYTES = 16_384
 # The podman settings shipped with the repository (runc, explicit ulimits).
 _REPO_CONTAINERS_CONF = Path(__file__).resolve().parents[2] / "infra" / "containers.conf"
 _SIGKILL_EXIT = 137
+# podman's --init: catatonit, as PID 1 of every container (reaps orphans, forwards signals)
+_INIT_PATHS = ("/usr/libexec/podman/catatonit", "/usr/bin/catatonit")
+_WATCH_SECONDS = 0.25  # how often a running container's output is measured
 _ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".tar.zst")
 # How podman reports a container that could not start because of its image (anything else that
 # stops a start, a missing CDI device for instance, is the platform's fault).
@@ -50,6 +55,8 @@ class Limits(BaseModel):
     cpus: float = Field(default=1.0, gt=0)
     pids: int = Field(default=256, ge=8)
     gpus: int = Field(default=0, ge=0)
+    output_mb: int = Field(default=4096, ge=1, description="what one run may leave in /output, enforced "
+                                                           "while it runs")
 
 
 class ImageError(ValueError):
@@ -114,6 +121,11 @@ def remove_container(name: str) -> None:
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1].removeprefix("Error: ") if lines else ""
+
+
+@cache
+def init_path() -> str | None:
+    return next((p for p in _INIT_PATHS if Path(p).exists()), None)
 
 
 @cache
@@ -227,8 +239,9 @@ def _host_arch() -> str | None:
 
 
 def container_command(image: str, input_dir: Path, output_dir: Path, limits: Limits, *, name: str,
-                      gpu_ids: Sequence[str] = ()) -> list[str]:
-    """The podman command that runs ``image`` on one case with the contract's isolation."""
+                      gpu_ids: Sequence[str] = (), file_size_limit: int | None = None) -> list[str]:
+    """The podman command that runs ``image`` on one case with the contract's isolation.
+    ``file_size_limit``: RLIMIT_FSIZE in bytes, where no file system caps ``/output``."""
     mounts = []
     for path, target, options in ((input_dir, "/input", "ro"), (output_dir, "/output", "rw,U")):
         host = str(Path(path).absolute())
@@ -241,6 +254,8 @@ def container_command(image: str, input_dir: Path, output_dir: Path, limits: Lim
         command += ["--runtime", _runc()]
     command += [
         "run", "--name", name, "--pull=never", "--log-driver=none",
+        # catatonit as PID 1 reaps what the algorithm forks and forwards the stop signal
+        "--init", *([f"--init-path={init_path()}"] if init_path() else []),
         "--network=none",
         "--cap-drop=ALL",
         "--security-opt=no-new-privileges",
@@ -254,6 +269,8 @@ def container_command(image: str, input_dir: Path, output_dir: Path, limits: Lim
         # podman's default ulimits cannot be set on these hosts; explicit ones always can
         "--ulimit=nofile=1024:1024", "--ulimit=nproc=4096:4096",
     ]
+    if file_size_limit:
+        command.append(f"--ulimit=fsize={int(file_size_limit)}:{int(file_size_limit)}")
     for gpu in gpu_ids:
         command += ["--device", f"nvidia.com/gpu={gpu}"]
     command.append(image)
@@ -285,21 +302,33 @@ _verified_images: set[str] = set()
 
 def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits, *,
                   gpu_ids: Sequence[str] = (), name: str | None = None,
-                  log_tail_bytes: int = DEFAULT_LOG_TAIL_BYTES) -> RunResult:
+                  log_tail_bytes: int = DEFAULT_LOG_TAIL_BYTES, output: OutputFolder | None = None) -> RunResult:
     """Run ``image`` (best: a pinned ID from :func:`load_image`) on the case in ``input_dir``,
     leaving its outputs in ``output_dir`` (which must be empty); the container is removed
     afterwards in every case. A container of the given ``name`` still present (from a worker
     that was lost) is removed first, so name a container after its job to make retries clean.
+
+    ``output`` is the capped :class:`OutputFolder` mounted at ``output_dir``; without it the
+    folder is watched by walking it. Either way the container is stopped as soon as its output
+    goes over ``limits.output_mb`` (status ``output_too_large``). stdout and stderr are drained
+    as they come and only their tails are kept, however much a container prints.
     Raises :class:`RunnerError` when podman itself fails."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if any(output_dir.iterdir()):
         raise ValueError(f"{output_dir}: the output folder must be empty before a run")
+    if output is None:
+        output = OutputFolder(output_dir, limits.output_mb * 2**20)
+    elif output.path.absolute() != output_dir.absolute():
+        raise ValueError(f"{output_dir}: not the folder of the given output ({output.path})")
+    if init_path() is None:
+        raise RunnerError(f"podman's init process is missing ({_INIT_PATHS[0]}): apt-get install catatonit")
     if name:
         _podman("rm", "--force", "--ignore", name, timeout=60)  # left over from a lost worker
     else:
         name = f"medarena-{uuid.uuid4().hex[:16]}"
-    command = container_command(image, input_dir, output_dir, limits, name=name, gpu_ids=gpu_ids)
+    command = container_command(image, input_dir, output_dir, limits, name=name, gpu_ids=gpu_ids,
+                                file_size_limit=output.file_size_limit)
 
     def result(status: RunStatus, exit_code: int | None, runtime: float, out: str, err: str,
                message: str) -> RunResult:
@@ -318,13 +347,21 @@ def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits,
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, env=podman_env(), cwd=output_dir.parent)
     stdout, stderr = _Tail(process.stdout, log_tail_bytes), _Tail(process.stderr, log_tail_bytes)
-    timed_out = False
+    timed_out, too_large = False, None
     try:
-        try:
-            process.wait(timeout=limits.wall_time_seconds)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _stop(name, process)
+        deadline = start + limits.wall_time_seconds
+        while process.poll() is None:
+            if time.monotonic() >= deadline:
+                timed_out = True
+                _stop(name, process)
+                break
+            if too_large := output.over():
+                _stop(name, process)
+                break
+            try:
+                process.wait(timeout=min(_WATCH_SECONDS, max(deadline - time.monotonic(), 0.01)))
+            except subprocess.TimeoutExpired:
+                pass
         runtime = time.monotonic() - start
         state = _container_state(name)
     finally:
@@ -332,7 +369,10 @@ def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits,
             _stop(name, process)
         _podman("rm", "--force", name, timeout=60)
     out, err = stdout.text(), stderr.text()
+    too_large = too_large or output.over()  # also a container that went over in its last moments
 
+    if too_large:
+        return result("output_too_large", None, runtime, out, err, f"stopped: {too_large}")
     if timed_out:
         return result("timeout", None, runtime, out, err,
                       f"stopped after the wall-time limit of {limits.wall_time_seconds:g} s")
