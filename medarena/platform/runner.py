@@ -38,6 +38,13 @@ _SIGKILL_EXIT = 137
 # podman's --init: catatonit, as PID 1 of every container (reaps orphans, forwards signals)
 _INIT_PATHS = ("/usr/libexec/podman/catatonit", "/usr/bin/catatonit")
 _WATCH_SECONDS = 0.25  # how often a running container's output is measured
+# Root podman runs every container in a user namespace: its UIDs 0-65535 are these host UIDs, which
+# no account owns, so the image's own user (root included) is never root on the host. Measured on
+# podman 4.3.1 + runc: an explicit map starts a container in 0.9 s, --userns=auto in 1.4-2.0 s
+# (and needs a "containers" range in /etc/subuid); both ran 4 at a time, stopped midway, without
+# hanging. Rootless podman maps the container's root to the calling user already.
+HOST_UID_BASE = 1_100_000_000
+_ID_RANGE = 65_536
 _ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".tar.zst")
 # How podman reports a container that could not start because of its image (anything else that
 # stops a start, a missing CDI device for instance, is the platform's fault).
@@ -121,6 +128,12 @@ def remove_container(name: str) -> None:
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1].removeprefix("Error: ") if lines else ""
+
+
+def user_namespace_options() -> list[str]:
+    if os.geteuid() != 0:
+        return []
+    return [f"--uidmap=0:{HOST_UID_BASE}:{_ID_RANGE}", f"--gidmap=0:{HOST_UID_BASE}:{_ID_RANGE}"]
 
 
 @cache
@@ -256,6 +269,7 @@ def container_command(image: str, input_dir: Path, output_dir: Path, limits: Lim
         "run", "--name", name, "--pull=never", "--log-driver=none",
         # catatonit as PID 1 reaps what the algorithm forks and forwards the stop signal
         "--init", *([f"--init-path={init_path()}"] if init_path() else []),
+        *user_namespace_options(),
         "--network=none",
         "--cap-drop=ALL",
         "--security-opt=no-new-privileges",
