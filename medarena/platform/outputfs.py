@@ -92,7 +92,7 @@ class OutputFolder:
         if self.enforced_by == "ext4":
             info = os.statvfs(self.path)
             if info.f_favail == 0:
-                return f"/output holds more than {_INODES} files and folders"
+                return f"/output holds more files and folders than its file system has room for ({info.f_files})"
             used = self._used_blocks() - self._baseline
             # a write refused for lack of room means the container tried to go over
             full = info.f_bavail * info.f_frsize < 2**20

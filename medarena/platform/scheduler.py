@@ -248,7 +248,7 @@ def _run(settings: Settings, submission_ids, on_progress, on_notice) -> list[int
                                   platform_error=True, platform_log=f"{type(exc).__name__}: {exc}",
                                   detail="the platform lost the case's worker; the case will be run again, "
                                          "and this does not count against the submission")
-        retry = _record_safely(settings, item, outcome)
+        retry, outcome = _record_safely(settings, item, outcome)
         if outcome.state == "evaluating" and not _cancelled(settings, item.submission_id):
             nxt = _Pending(item.job_id, item.submission_id, item.case_job, "evaluate", item.resources)
             in_flight[dispatch(nxt)] = nxt
@@ -330,11 +330,12 @@ def _set_job(settings: Settings, job_id: int, state: str, started: bool = False)
             job.attempts += 1
 
 
-def _record_safely(settings: Settings, item: _Pending, outcome: CaseOutcome) -> bool:
+def _record_safely(settings: Settings, item: _Pending, outcome: CaseOutcome) -> tuple[bool, CaseOutcome]:
     """:func:`_record`, where an unexpected failure ends the case as a platform fault (the
-    traceback in the organizer's platform log) instead of ending the scheduler."""
+    traceback in the organizer's platform log) instead of ending the scheduler. Returns whether
+    to retry, and the outcome as recorded."""
     try:
-        return _record(settings, item, outcome)
+        return _record(settings, item, outcome), outcome
     except Exception:  # noqa: BLE001
         trace = traceback.format_exc()[-4000:]
         log.error("recording job %s failed: %s", item.job_id, trace)
@@ -343,10 +344,10 @@ def _record_safely(settings: Settings, item: _Pending, outcome: CaseOutcome) -> 
                         "be run again, and this does not count against the submission",
                         platform_log=f"recording the outcome failed:\n{trace}")
     try:
-        return _record(settings, item, fault)
+        return _record(settings, item, fault), fault
     except Exception:  # noqa: BLE001 - the database itself is gone: the next run picks the job up again
         log.exception("recording the platform fault of job %s failed too", item.job_id)
-        return False
+        return False, fault
 
 
 def _storable(text: str | None) -> str:
