@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from medarena.evaluators.image import Image
 from medarena.platform import organizer, outputfs, scheduler
+from medarena.platform.contract import Socket, write_inputs
 from medarena.platform.database import Job, Submission, session_scope
 from medarena.platform.outputfs import mounts_under
-from medarena.platform.runner import podman_env
+from medarena.platform.runner import Limits, podman_env, run_container
 from medarena.platform.settings import load_settings
 from tests.platform.challenge_data import cube_case, write_definition, write_source
 
@@ -246,3 +248,19 @@ def test_a_failure_while_recording_a_case_is_a_platform_fault_and_the_loop_goes_
         assert session.query(Job).count() == 2
     monkeypatch.setattr(scheduler, "_record", record)
     assert scheduler.run(home) == [broken]  # a later run takes the case up again
+
+
+def test_without_a_capped_file_system_a_watcher_and_the_file_size_limit_stop_the_writer(hostile_images, tmp_path,
+                                                                                        monkeypatch):
+    monkeypatch.setattr(outputfs, "loop_mount_available", lambda: False)  # as for a user without root
+    scan = Image(array=SCAN, spacing=(2.0, 1.0, 0.5), origin=(0.0, 0.0, 0.0),
+                 direction=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+    write_inputs(tmp_path / "input", [Socket(slug="scan", kind="image", relative_path="images/scan")], {"scan": scan})
+    limits = Limits(wall_time_seconds=WALL, memory_mb=MEMORY, output_mb=16)
+    with outputfs.OutputFolder(tmp_path / "out", 16 * 2**20) as output:
+        assert output.enforced_by == "walk"
+        result = run_container(hostile_images["beyond_cap"], tmp_path / "input", output.path, limits, output=output)
+        assert (result.status, result.message) == ("output_too_large",
+                                                   "stopped: wrote more than the output limit of 16 MB")
+        assert (output.path / "fill.bin").stat().st_size <= 16 * 2**20  # RLIMIT_FSIZE stopped the file there
+    assert not (tmp_path / "out").exists()
