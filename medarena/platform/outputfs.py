@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 # room for the file system's own blocks (inode tables, directories) on top of the cap
 _EXT4_OVERHEAD = 0.05
 _EXT4_MIN_EXTRA = 32 * 2**20
-_INODES = 65_536  # more than any algorithm needs; a container making more files gets ENOSPC
+# files and folders a container may make: above the 10000 entries the output check accepts, so a
+# container making more gets ENOSPC early instead of filling the host's inode tables
+_INODES = 16_384
 _WALK_ENTRIES = 200_000  # the fallback watcher stops counting here (and calls the folder over)
 
 

@@ -13,6 +13,7 @@ import json
 import lzma
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -37,6 +38,8 @@ _REPO_CONTAINERS_CONF = Path(__file__).resolve().parents[2] / "infra" / "contain
 _SIGKILL_EXIT = 137
 # podman's --init: catatonit, as PID 1 of every container (reaps orphans, forwards signals)
 _INIT_PATHS = ("/usr/libexec/podman/catatonit", "/usr/bin/catatonit")
+# catatonit's words when the image's entrypoint cannot be executed
+_INIT_EXEC_FAILED = re.compile(r"^ERROR \(catatonit:\d+\): failed to exec pid1: (.+)$", re.MULTILINE)
 _WATCH_SECONDS = 0.25  # how often a running container's output is measured
 # Root podman runs every container in a user namespace: its UIDs 0-65535 are these host UIDs, which
 # no account owns, so the image's own user (root included) is never root on the host. Measured on
@@ -377,7 +380,7 @@ def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits,
             except subprocess.TimeoutExpired:
                 pass
         runtime = time.monotonic() - start
-        state = _container_state(name)
+        info = _container_info(name)
     finally:
         if process.poll() is None:
             _stop(name, process)
@@ -390,6 +393,7 @@ def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits,
     if timed_out:
         return result("timeout", None, runtime, out, err,
                       f"stopped after the wall-time limit of {limits.wall_time_seconds:g} s")
+    state = info.get("State") if info else None
     if state is None:
         raise RunnerError(f"podman could not create container {name} for {image}: "
                           f"{_last_line(err) or f'exit code {process.returncode}'}")
@@ -399,6 +403,11 @@ def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits,
             raise RunnerError(f"podman could not start container {name} for {image}: {reason}")
         return result("image_error", None, runtime, out, err, f"the container did not start: {reason[:300]}")
     exit_code = int(state.get("ExitCode", process.returncode))
+    if exit_code != 0 and (failed := _INIT_EXEC_FAILED.search(err)):  # the init could not start the entrypoint
+        config = info.get("Config") or {}
+        program = " ".join(_as_list(config.get("Entrypoint")) + _as_list(config.get("Cmd")))
+        return result("image_error", None, runtime, out, err,
+                      f"the container did not start: {program[:200]!r} cannot be run ({failed.group(1)[:100]})")
     if state.get("OOMKilled") or exit_code == _SIGKILL_EXIT:
         return result("out_of_memory", exit_code, runtime, out, err,
                       f"killed for exceeding the memory limit of {limits.memory_mb} MB")
@@ -419,8 +428,12 @@ def _stop(name: str, process: subprocess.Popen) -> None:
         process.wait()
 
 
-def _container_state(name: str) -> dict | None:
-    result = _podman("container", "inspect", "--format", "{{json .State}}", name, timeout=60)
+def _container_info(name: str) -> dict | None:
+    result = _podman("container", "inspect", name, timeout=60)
     if result.returncode != 0:
         return None
-    return json.loads(result.stdout)
+    return json.loads(result.stdout)[0]
+
+
+def _as_list(value) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)] if value else []

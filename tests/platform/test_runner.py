@@ -193,7 +193,7 @@ def test_a_failing_exit_keeps_the_stderr_tail(example_images, tmp_path):
 @pytest.mark.parametrize("behaviour", ["ok", "invalid_output", "missing_output", "out_of_memory", "timeout"])
 def test_misbehaving_example_fails_each_way_its_readme_says(example_images, tmp_path, behaviour):
     image = case_for(behaviour)
-    limits = Limits(wall_time_seconds=3, memory_mb=128)
+    limits = Limits(wall_time_seconds=15, memory_mb=128)  # room for podman on a loaded machine
     result = run_container(example_images + "misbehaving:latest", ct_case(tmp_path, image), tmp_path / "out",
                            limits)
     expected_status = behaviour if behaviour in ("timeout", "out_of_memory") else "ok"

@@ -181,7 +181,7 @@ def huge_logs() -> None:
     line = b"x" * 1023 + b"\n"
     block = line * 1024  # 1 MiB
     out, err = sys.stdout.buffer, sys.stderr.buffer
-    for i in range(512):  # 512 MiB to stdout, 128 MiB to stderr, with bytes no text holds
+    for i in range(256):  # 256 MiB to stdout, 64 MiB to stderr, with bytes no text holds
         out.write(block)
         if i % 4 == 0:
             err.write(b"\x00\xff\x1b[31m" + block[6:])
