@@ -66,59 +66,58 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
     if job.job_id is not None:  # the folder of an earlier attempt whose worker or node was lost
         for stale in Path(job.scratch).glob(prefix + "?" * 8):
             remove_tree(stale)
+    # /output: a file system of the run's output limit, mounted while the container writes
+    output = OutputFolder(workdir / "output", definition.limits.output_mb * 2**20)
     try:
-        (workdir / "input").mkdir(parents=True)
-        with OutputFolder(workdir / "output", definition.limits.output_mb * 2**20) as output:
-            return _run_in(job, definition, workdir, output, gpu_ids)
-    except Exception as exc:  # noqa: BLE001 - never the participant's: their faults are outcomes
+        try:
+            (workdir / "input").mkdir(parents=True)
+            output.open()
+            values = casestore.read_case(job.inputs_url, job.case, [s.slug for s in definition.interface.inputs])
+            write_inputs(workdir / "input", definition.interface.inputs, values)
+        except Exception as exc:  # noqa: BLE001 - the platform's fault, not the participant's
+            return _platform_error(job.case, "exporting the inputs", exc)
+        limits = definition.limits
+        name = container_name(job)
+        try:
+            if job.image_archive:
+                ensure_image(job.image, job.image_archive)
+            result = run_container(job.image, workdir / "input", output.path, limits,
+                                   gpu_ids=gpu_ids, name=name, output=output)
+        except RunnerError as exc:  # podman itself failed (a node without the GPU, ...)
+            return _platform_error(job.case, "starting the container", exc)
+        outcome = CaseOutcome(case=job.case, state="failed", stdout_tail=result.stdout_tail,
+                              stderr_tail=result.stderr_tail, runtime_seconds=result.runtime_seconds)
+        if result.status != "ok":
+            outcome.reason = result.status
+            outcome.detail = _describe_failure(result)
+            return outcome
+        try:
+            grids = {s.slug: values[s.same_grid_as] for s in definition.interface.outputs if s.same_grid_as}
+            predictions = read_outputs(output.path, definition.interface.outputs, expected_geometry=grids,
+                                       max_bytes=limits.output_mb * 2**20)
+        except MissingOutput as exc:
+            outcome.reason, outcome.detail = "missing_output", str(exc)
+            return outcome
+        except OutputTooLarge as exc:
+            outcome.reason, outcome.detail = "output_too_large", str(exc)
+            return outcome
+        except InvalidOutput as exc:
+            outcome.reason, outcome.detail = "invalid_output", str(exc)
+            return outcome
+        try:
+            if job.predictions_url:
+                casestore.write_case(job.predictions_url, job.case, predictions)
+            else:
+                outcome.predictions = predictions
+        except Exception as exc:  # noqa: BLE001
+            return _platform_error(job.case, "storing the predictions", exc)
+        outcome.state = "evaluating"
+        return outcome
+    except Exception as exc:  # noqa: BLE001 - never the participant's: their faults are outcomes above
         return _platform_error(job.case, "running the case", exc)
     finally:
+        output.close()
         remove_tree(workdir)
-
-
-def _run_in(job: CaseJob, definition: ChallengeDefinition, workdir: Path, output: OutputFolder,
-            gpu_ids: tuple[str, ...]) -> CaseOutcome:
-    try:
-        values = casestore.read_case(job.inputs_url, job.case, [s.slug for s in definition.interface.inputs])
-        write_inputs(workdir / "input", definition.interface.inputs, values)
-    except Exception as exc:  # noqa: BLE001 - the platform's fault, not the participant's
-        return _platform_error(job.case, "exporting the inputs", exc)
-    limits = definition.limits
-    try:
-        if job.image_archive:
-            ensure_image(job.image, job.image_archive)
-        result = run_container(job.image, workdir / "input", output.path, limits, gpu_ids=gpu_ids,
-                               name=container_name(job), output=output)
-    except RunnerError as exc:  # podman itself failed (a node without the GPU, ...)
-        return _platform_error(job.case, "starting the container", exc)
-    outcome = CaseOutcome(case=job.case, state="failed", stdout_tail=result.stdout_tail,
-                          stderr_tail=result.stderr_tail, runtime_seconds=result.runtime_seconds)
-    if result.status != "ok":
-        outcome.reason = result.status
-        outcome.detail = _describe_failure(result)
-        return outcome
-    try:
-        grids = {s.slug: values[s.same_grid_as] for s in definition.interface.outputs if s.same_grid_as}
-        predictions = read_outputs(output.path, definition.interface.outputs, expected_geometry=grids,
-                                   max_bytes=limits.output_mb * 2**20)
-    except MissingOutput as exc:
-        outcome.reason, outcome.detail = "missing_output", str(exc)
-        return outcome
-    except OutputTooLarge as exc:
-        outcome.reason, outcome.detail = "output_too_large", str(exc)
-        return outcome
-    except InvalidOutput as exc:
-        outcome.reason, outcome.detail = "invalid_output", str(exc)
-        return outcome
-    try:
-        if job.predictions_url:
-            casestore.write_case(job.predictions_url, job.case, predictions)
-        else:
-            outcome.predictions = predictions
-    except Exception as exc:  # noqa: BLE001
-        return _platform_error(job.case, "storing the predictions", exc)
-    outcome.state = "evaluating"
-    return outcome
 
 
 def evaluate_case(job: CaseJob, predictions: dict[str, Any] | None = None) -> CaseOutcome:

@@ -9,8 +9,9 @@ How the cap is enforced (measured with podman 4.3.1 and runc 1.1.5 on Debian 12,
   disk, however fast it writes; the sparse file costs only what is written; usage is one
   ``statvfs`` call, so a watcher polls it cheaply and stops the container as soon as it goes
   over; and removing the case is one unmount and one unlink, whatever the container left
-  (100k files, mode 000 folders, 10000 levels of folders). Format and mount take about 0.1 s and
-  0.05-0.4 s per case. Needs root (mount, loop devices) and ``mkfs.ext4``.
+  (100k files, mode 000 folders, 10000 levels of folders). Per case, formatting and mounting a
+  4 GB cap took 0.28 s and unmounting and removing it 0.28 s (medians of 7, on 2 busy cores); the
+  empty image holds 2.3 MB of the host's disk. Needs root (mount, loop devices) and ``mkfs.ext4``.
 - A tmpfs at ``/output`` (``--mount type=tmpfs,tmpfs-size=``) caps the size too, but its pages
   are charged to the container's memory cgroup: outputs would eat the memory limit, and they
   must be copied out before the container is removed.
@@ -59,6 +60,14 @@ class OutputFolder:
         self._baseline = 0
 
     def __enter__(self) -> OutputFolder:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Make the (empty) folder: a mounted capped file system where possible."""
         self.path.mkdir(parents=True)
         if loop_mount_available():
             try:
@@ -68,9 +77,9 @@ class OutputFolder:
                 log.warning("output cap: no loop-mounted file system (%s); watching the folder instead", exc)
                 _unmount_under(self.path)
                 self._image.unlink(missing_ok=True)
-        return self
 
-    def __exit__(self, *exc_info) -> None:
+    def close(self) -> None:
+        """Remove the folder, whatever is in it (unmounting it first); safe to call twice."""
         remove_tree(self.path)
         self._image.unlink(missing_ok=True)
 
