@@ -8,6 +8,7 @@ import os
 import socket
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -76,20 +77,27 @@ def test_control_characters_in_names_are_made_visible(tmp_path):
                                 "and folders"
 
 
-def test_ten_thousand_levels_of_folders_are_refused_without_recursion(tmp_path):
+def test_folders_deeper_than_the_recursion_limit_are_refused_and_removed(tmp_path):
     result_json(tmp_path)
-    make_deep(tmp_path, 10_000)
+    make_deep(tmp_path, 2 * sys.getrecursionlimit())  # the container suite makes 10000
     message = refused(tmp_path)
     assert message == "/output/" + "/".join(["d"] * (MAX_OUTPUT_DEPTH + 1)) + \
         f": folders nested more than {MAX_OUTPUT_DEPTH} deep"
     assert remove_tree(tmp_path) and not tmp_path.exists()
 
 
-def test_more_entries_than_the_bound_are_too_large(tmp_path):
+def test_more_entries_than_the_bound_are_too_large(tmp_path, monkeypatch):
+    assert MAX_OUTPUT_ENTRIES == 10_000  # the container suite writes 20000; here a smaller bound is quicker
+    monkeypatch.setattr("medarena.platform.contract.MAX_OUTPUT_ENTRIES", 50)
     result_json(tmp_path)
-    for i in range(MAX_OUTPUT_ENTRIES):
-        (tmp_path / f"f{i}").touch()
-    assert refused(tmp_path, OutputTooLarge) == f"/output holds more than {MAX_OUTPUT_ENTRIES} files and folders"
+    for i in range(25):
+        (tmp_path / "a" / str(i)).mkdir(parents=True)
+    assert read_outputs(tmp_path, [RESULT]) == {"result": [1, 2]}  # 27 entries
+    for i in range(23):
+        (tmp_path / "a" / str(i) / "f").touch()
+    assert read_outputs(tmp_path, [RESULT]) == {"result": [1, 2]}  # 50 entries: the bound itself
+    (tmp_path / "a" / "last").touch()
+    assert refused(tmp_path, OutputTooLarge) == "/output holds more than 50 files and folders"
 
 
 @pytest.mark.parametrize("make, reason", [
