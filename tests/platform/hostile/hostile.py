@@ -279,7 +279,7 @@ def setuid_escalation() -> None:
 def main() -> None:
     behaviour = os.environ["MEDARENA_HOSTILE"]
     print(f"hostile: {behaviour}", flush=True)
-    actions = {"twenty_thousand_files": lambda: files(20_000), "hundred_thousand_files": lambda: files(100_000)}
+    actions = {"twelve_thousand_files": lambda: files(12_000), "hundred_thousand_files": lambda: files(100_000)}
     (actions.get(behaviour) or globals()[behaviour])()
 
 
