@@ -150,9 +150,8 @@ def used_bytes(path: Path) -> int:
 def own_file_system(tmp_path_factory):
     """A folder that is a file system of its own (2 GB, sparse), so that its usage is exact."""
     root = tmp_path_factory.mktemp("scratch-fs")
-    folder = outputfs.OutputFolder(root / "fs", 2 * 2**30).__enter__()
-    yield folder.path
-    folder.__exit__(None, None, None)
+    with outputfs.OutputFolder(root / "fs", 2 * 2**30) as folder:
+        yield folder.path
 
 
 @pytest.fixture(scope="module")

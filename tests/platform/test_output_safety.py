@@ -245,7 +245,8 @@ def test_the_fallback_watches_by_walking_and_limits_file_size(tmp_path, monkeypa
 @as_root
 def test_removing_a_scratch_folder_unmounts_what_a_lost_worker_left_mounted(tmp_path):
     stale = tmp_path / "j7-abcdefgh"
-    folder = OutputFolder(stale / "output", 4 * 2**20).__enter__()  # never left: the worker died
+    folder = OutputFolder(stale / "output", 4 * 2**20)
+    folder.open()  # never closed: the worker died
     (folder.path / "x").mkdir()
     (folder.path / "x").chmod(0)
     assert mounts_under(stale)
