@@ -10,7 +10,6 @@ runs them in-process.
 from __future__ import annotations
 
 import platform as _platform
-import shutil
 import traceback
 import uuid
 from dataclasses import dataclass, field
@@ -20,7 +19,8 @@ from typing import Any
 from medarena.evaluators.tasks import CaseError, get_task, jsonable
 from medarena.platform import casestore
 from medarena.platform.challenges import ChallengeDefinition
-from medarena.platform.contract import InvalidOutput, MissingOutput, read_outputs, write_inputs
+from medarena.platform.contract import InvalidOutput, MissingOutput, OutputTooLarge, read_outputs, write_inputs
+from medarena.platform.outputfs import OutputFolder, remove_tree
 from medarena.platform.runner import RunnerError, ensure_image, run_container
 
 LAZY_VOXELS = 256**3  # above this, a segmentation case is evaluated from its zarr chunks
@@ -65,11 +65,13 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
     workdir = Path(job.scratch) / f"{prefix}{uuid.uuid4().hex[:8]}"
     if job.job_id is not None:  # the folder of an earlier attempt whose worker or node was lost
         for stale in Path(job.scratch).glob(prefix + "?" * 8):
-            shutil.rmtree(stale, ignore_errors=True)
+            remove_tree(stale)
+    # /output: a file system of the run's output limit, mounted while the container writes
+    output = OutputFolder(workdir / "output", definition.limits.output_mb * 2**20)
     try:
         try:
             (workdir / "input").mkdir(parents=True)
-            (workdir / "output").mkdir()
+            output.open()
             values = casestore.read_case(job.inputs_url, job.case, [s.slug for s in definition.interface.inputs])
             write_inputs(workdir / "input", definition.interface.inputs, values)
         except Exception as exc:  # noqa: BLE001 - the platform's fault, not the participant's
@@ -79,8 +81,8 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
         try:
             if job.image_archive:
                 ensure_image(job.image, job.image_archive)
-            result = run_container(job.image, workdir / "input", workdir / "output", limits,
-                                   gpu_ids=gpu_ids, name=name)
+            result = run_container(job.image, workdir / "input", output.path, limits,
+                                   gpu_ids=gpu_ids, name=name, output=output)
         except RunnerError as exc:  # podman itself failed (a node without the GPU, ...)
             return _platform_error(job.case, "starting the container", exc)
         outcome = CaseOutcome(case=job.case, state="failed", stdout_tail=result.stdout_tail,
@@ -91,9 +93,13 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
             return outcome
         try:
             grids = {s.slug: values[s.same_grid_as] for s in definition.interface.outputs if s.same_grid_as}
-            predictions = read_outputs(workdir / "output", definition.interface.outputs, expected_geometry=grids)
+            predictions = read_outputs(output.path, definition.interface.outputs, expected_geometry=grids,
+                                       max_bytes=limits.output_mb * 2**20)
         except MissingOutput as exc:
             outcome.reason, outcome.detail = "missing_output", str(exc)
+            return outcome
+        except OutputTooLarge as exc:
+            outcome.reason, outcome.detail = "output_too_large", str(exc)
             return outcome
         except InvalidOutput as exc:
             outcome.reason, outcome.detail = "invalid_output", str(exc)
@@ -107,8 +113,11 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
             return _platform_error(job.case, "storing the predictions", exc)
         outcome.state = "evaluating"
         return outcome
+    except Exception as exc:  # noqa: BLE001 - never the participant's: their faults are outcomes above
+        return _platform_error(job.case, "running the case", exc)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        output.close()
+        remove_tree(workdir)
 
 
 def evaluate_case(job: CaseJob, predictions: dict[str, Any] | None = None) -> CaseOutcome:

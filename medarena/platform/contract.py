@@ -36,7 +36,9 @@ OUTPUT_IMAGE_SUFFIXES = (".nii.gz", ".tiff", ".mha", ".tif")
 _IMAGE_IO = {".nii.gz": "NiftiImageIO", ".tiff": "TIFFImageIO", ".mha": "MetaImageIO", ".tif": "TIFFImageIO"}
 # Generous bounds: a small compressed file can declare a grid that would exhaust the worker's memory.
 MAX_OUTPUT_VOXELS = 2**31  # an image output without an expected grid
-MAX_OUTPUT_BYTES = 16 * 2**30  # any output file
+MAX_OUTPUT_BYTES = 16 * 2**30  # all output files together, unless the caller gives the run's limit
+MAX_OUTPUT_DEPTH = 32
+MAX_OUTPUT_ENTRIES = 10_000
 
 
 class MissingOutput(ValueError):
@@ -45,6 +47,10 @@ class MissingOutput(ValueError):
 
 class InvalidOutput(ValueError):
     """An output socket whose file cannot be used (unreadable, duplicated, wrong grid, ...)."""
+
+
+class OutputTooLarge(InvalidOutput):
+    """More in /output (bytes or entries) than a run may leave."""
 
 
 class Socket(BaseModel):
@@ -162,16 +168,17 @@ def _write_mha(image: Image, path: Path, *, compress: bool) -> None:
 
 
 def read_outputs(output_dir: Path, sockets: list[Socket], *,
-                 expected_geometry: Image | Mapping[str, Image] | None = None) -> dict[str, Any]:
+                 expected_geometry: Image | Mapping[str, Image] | None = None,
+                 max_bytes: int = MAX_OUTPUT_BYTES) -> dict[str, Any]:
     """Read and check every output socket of one run: slug -> :class:`Image` or JSON value.
 
     ``expected_geometry`` is the grid every image output must sample (one Image for all, or one
-    per slug). Raises :class:`MissingOutput` or :class:`InvalidOutput` for the first socket
-    that fails, with a one-line message naming the socket and the file as the container saw it
-    (``/output/...``).
+    per slug). Raises :class:`MissingOutput` or :class:`InvalidOutput` (:class:`OutputTooLarge`
+    beyond ``max_bytes`` or :data:`MAX_OUTPUT_ENTRIES`) for the first socket that fails, with a
+    one-line message naming the socket and the file as the container saw it (``/output/...``).
     """
     output_dir = Path(output_dir)
-    _check_tree(output_dir)
+    _check_tree(output_dir, max_bytes)
     results: dict[str, Any] = {}
     for socket in sockets:
         if socket.is_image:
@@ -184,24 +191,87 @@ def read_outputs(output_dir: Path, sockets: list[Socket], *,
 
 
 def _shown(socket: Socket, name: str | None = None) -> str:
-    path = PurePosixPath("/output", socket.relative_path)
-    return str(path / name) if name else str(path)
+    return shown_output_path(f"{socket.relative_path}/{name}" if name else socket.relative_path)
 
 
-def _check_tree(output_dir: Path) -> None:
-    """Refuse links, devices, fifos and sockets anywhere under the output folder: the host reads
-    these files, and a link made in the container would point into the host's file system."""
-    for folder, dirs, files in os.walk(output_dir, followlinks=False):
-        for name in (*dirs, *files):
-            path = os.path.join(folder, name)
-            info = os.lstat(path)
-            shown = PurePosixPath("/output", os.path.relpath(path, output_dir))
-            if stat.S_ISREG(info.st_mode) and info.st_size > MAX_OUTPUT_BYTES:
-                raise InvalidOutput(f"{shown}: {info.st_size} bytes, more than the {MAX_OUTPUT_BYTES} accepted")
-            if stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode):
-                continue
-            what = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a regular file or folder"
-            raise InvalidOutput(f"{shown}: {what}; outputs must be regular files and folders")
+def _check_tree(output_dir: Path, max_bytes: int) -> None:
+    """Walk the whole output folder before anything in it is read, iteratively and on bytes names
+    (a container may leave any bytes, any depth, any count): refuse links, fifos, sockets and
+    devices (a link made in the container points into the host's file system when the host
+    follows it), hard links, entries their owner cannot read, names that are not UTF-8, folders
+    nested deeper than :data:`MAX_OUTPUT_DEPTH`, more than :data:`MAX_OUTPUT_ENTRIES` entries and
+    more than ``max_bytes`` of (apparent) file size."""
+    root = os.fsencode(output_dir)
+    _check_entry(b"", os.lstat(root))
+    stack, entries, total = [(root, b"", 0)], 0, 0
+    while stack:
+        folder, relative, depth = stack.pop()
+        try:
+            with os.scandir(folder) as found:
+                for entry in found:
+                    entries += 1
+                    if entries > MAX_OUTPUT_ENTRIES:
+                        raise OutputTooLarge(f"/output holds more than {MAX_OUTPUT_ENTRIES} files and folders")
+                    path = relative + b"/" + entry.name if relative else entry.name
+                    info = entry.stat(follow_symlinks=False)
+                    _check_entry(path, info)
+                    if stat.S_ISDIR(info.st_mode):
+                        if depth + 1 > MAX_OUTPUT_DEPTH:
+                            raise InvalidOutput(f"{shown_output_path(path)}: folders nested more than "
+                                                f"{MAX_OUTPUT_DEPTH} deep")
+                        stack.append((entry.path, path, depth + 1))
+                        continue
+                    total += info.st_size
+                    if info.st_size > max_bytes:
+                        raise OutputTooLarge(f"{shown_output_path(path)}: {_size(info.st_size)}, more than the "
+                                             f"output limit of {_size(max_bytes)}")
+                    if total > max_bytes:
+                        raise OutputTooLarge(f"the files in /output add up to more than the output limit of "
+                                             f"{_size(max_bytes)}")
+        except OSError as exc:
+            raise InvalidOutput(f"{shown_output_path(relative)}: cannot be read ({exc.strerror})") from None
+
+
+def _check_entry(path: bytes, info: os.stat_result) -> None:
+    shown = shown_output_path(path)
+    try:
+        path.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidOutput(f"{shown}: a file name that is not UTF-8") from None
+    mode = info.st_mode
+    if stat.S_ISLNK(mode):
+        raise InvalidOutput(f"{shown}: a symbolic link; outputs must be regular files and folders")
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        raise InvalidOutput(f"{shown}: not a regular file or folder (a fifo, socket or device); outputs must be "
+                            "regular files and folders")
+    if stat.S_ISREG(mode) and info.st_nlink > 1:
+        raise InvalidOutput(f"{shown}: a hard link ({info.st_nlink} names for one file); outputs must be "
+                            "plain files")
+    needed = stat.S_IRUSR | (stat.S_IXUSR if stat.S_ISDIR(mode) else 0)
+    if mode & needed != needed:
+        raise InvalidOutput(f"{shown}: not readable by its owner (mode {stat.S_IMODE(mode):03o}); "
+                            "leave outputs readable")
+
+
+def shown_output_path(relative: bytes | str) -> str:
+    """``/output/<relative>`` as one printable line: bytes that are not UTF-8 as ``\\xNN``,
+    control and other invisible characters escaped, at most 200 characters."""
+    if isinstance(relative, str):
+        relative = os.fsencode(relative)
+    text = escape_text(relative.decode("utf-8", errors="backslashreplace"))
+    text = "/output" + ("/" + text if text else "")
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def escape_text(text: str) -> str:
+    """``text`` with every character that is not printable (controls, separators other than the
+    space, lone surrogates) written as a Python escape, so that it is one visible line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", errors="backslashreplace").decode("ascii")
+                   for c in text)
+
+
+def _size(n: int) -> str:
+    return f"{n} bytes" if n < 2**20 else f"{n / 2**20:.0f} MB" if n < 2**30 else f"{n / 2**30:.1f} GB"
 
 
 def _read_json_output(output_dir: Path, socket: Socket) -> Any:
@@ -246,12 +316,12 @@ def _read_image_output(output_dir: Path, socket: Socket, expected: Image | None)
         raise InvalidOutput(f"{where}: {_shown(socket, mhd)}: .mhd is not accepted (its voxels would be "
                             f"read from another file); write one .mha instead")
     if not images:
-        found = f" (found only: {', '.join(names[:5])})" if names else ""
+        found = f" (found only: {escape_text(', '.join(names[:5]))})" if names else ""
         raise MissingOutput(f"{where}: no image file (.mha, .tif, .tiff, .nii.gz) in "
                             f"{_shown(socket)}/{found}")
     if len(images) > 1:
         raise InvalidOutput(f"{where}: expected exactly one image file in {_shown(socket)}/, "
-                            f"found {len(images)}: {', '.join(images[:5])}")
+                            f"found {len(images)}: {escape_text(', '.join(images[:5]))}")
     name = images[0]
     where = f"{where}: {_shown(socket, name)}"
     path = folder / name
@@ -259,6 +329,8 @@ def _read_image_output(output_dir: Path, socket: Socket, expected: Image | None)
         if name.lower().endswith(".mha"):
             _check_local_data(path)
         _check_header(where, socket, _read_header(path), expected)  # before any voxel is read
+        if name.lower().endswith(".mha"):
+            _check_mha_data_size(path)
         image = read_image(path)
     except InvalidOutput:
         raise
@@ -279,6 +351,43 @@ def _check_local_data(path: Path) -> None:
     key, _, value = (line or b"").partition(b"=")
     if key.strip() != b"ElementDataFile" or value.strip().lower() != b"local":
         raise ValueError("a MetaImage must hold its voxels itself (ElementDataFile = LOCAL)")
+
+
+# bytes per component of each MetaImage ElementType (MetaIO's MET_ValueTypeSize, ITK 5.x)
+_MET_SIZES = {b"MET_CHAR": 1, b"MET_UCHAR": 1, b"MET_SHORT": 2, b"MET_USHORT": 2, b"MET_INT": 4, b"MET_UINT": 4,
+              b"MET_LONG": 4, b"MET_ULONG": 4, b"MET_LONG_LONG": 8, b"MET_ULONG_LONG": 8, b"MET_FLOAT": 4,
+              b"MET_DOUBLE": 8}
+
+
+def _check_mha_data_size(path: Path) -> None:
+    """A MetaImage cut short (a container stopped while writing): say by how much, from the
+    header's own sizes (DimSize x ElementNumberOfChannels x the ElementType's size, or
+    CompressedDataSize), instead of the reader's internal message."""
+    with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW)) as file:
+        head = file.read(1 << 16)
+        size = os.fstat(file.fileno()).st_size
+    fields, offset = {}, 0
+    for line in head.split(b"\n"):
+        offset += len(line) + 1
+        key, _, value = line.partition(b"=")
+        fields[key.strip().lower()] = value.strip()
+        if key.strip().lower() == b"elementdatafile":
+            break
+    else:
+        return  # no end of header in the first 64 KiB: the reader says what is wrong
+    try:
+        if fields.get(b"compresseddata", b"false").lower() == b"true":
+            if b"compresseddatasize" not in fields:
+                return
+            expected = int(fields[b"compresseddatasize"])
+        else:
+            dims = [int(d) for d in fields[b"dimsize"].split()]
+            expected = (math.prod(dims) * int(fields.get(b"elementnumberofchannels", b"1"))
+                        * _MET_SIZES[fields[b"elementtype"].upper()])
+    except (KeyError, ValueError):
+        return  # a header the reader refuses with its own message
+    if size - offset < expected:
+        raise ValueError(f"the file is truncated: {max(size - offset, 0)} of {expected} bytes of voxel data")
 
 
 class _Header(NamedTuple):

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
+import traceback
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from medarena.platform.runner import remove_container
 from medarena.platform.settings import Settings
 from medarena.platform.submissions import SubmissionError
 
+log = logging.getLogger(__name__)
 MAX_PLATFORM_ATTEMPTS = 3
 UNFINISHED = ("queued", "running", "evaluating")
 
@@ -249,7 +252,7 @@ def _run(settings: Settings, submission_ids, on_progress, on_notice) -> list[int
                                   platform_error=True, platform_log=f"{type(exc).__name__}: {exc}",
                                   detail="the platform lost the case's worker; the case will be run again, "
                                          "and this does not count against the submission")
-        retry = _record(settings, item, outcome)
+        retry, outcome = _record_safely(settings, item, outcome)
         if outcome.state == "evaluating" and not _cancelled(settings, item.submission_id):
             nxt = _Pending(item.job_id, item.submission_id, item.case_job, "evaluate", item.resources)
             in_flight[dispatch(nxt)] = nxt
@@ -263,7 +266,13 @@ def _run(settings: Settings, submission_ids, on_progress, on_notice) -> list[int
         if on_progress:
             on_progress(done, total, outcome)
         if not any(p.submission_id == item.submission_id for p in in_flight.values()):
-            _finish_ready(settings, [item.submission_id], on_notice)
+            try:
+                _finish_ready(settings, [item.submission_id], on_notice)
+            except Exception:  # noqa: BLE001 - one submission's summary never stops the others
+                log.exception("closing submission %s failed", item.submission_id)
+                if on_notice:
+                    on_notice(f"submission {item.submission_id} could not be closed (see the log); "
+                              "`medarena run` tries again")
     if unschedulable and on_notice:
         need = unschedulable[0].resources
         on_notice(f"{len(unschedulable)} case(s) stay queued: they need {need['num_cpus']:g} CPU and "
@@ -325,6 +334,33 @@ def _set_job(settings: Settings, job_id: int, state: str, started: bool = False)
             job.attempts += 1
 
 
+def _record_safely(settings: Settings, item: _Pending, outcome: CaseOutcome) -> tuple[bool, CaseOutcome]:
+    """:func:`_record`, where an unexpected failure ends the case as a platform fault (the
+    traceback in the organizer's platform log) instead of ending the scheduler. Returns whether
+    to retry, and the outcome as recorded."""
+    try:
+        return _record(settings, item, outcome), outcome
+    except Exception:  # noqa: BLE001
+        trace = traceback.format_exc()[-4000:]
+        log.error("recording job %s failed: %s", item.job_id, trace)
+    fault = CaseOutcome(case=outcome.case, state="failed", reason="platform_error", platform_error=True,
+                        node=outcome.node, detail="the platform failed while recording the case; the case will "
+                        "be run again, and this does not count against the submission",
+                        platform_log=f"recording the outcome failed:\n{trace}")
+    try:
+        return _record(settings, item, fault), fault
+    except Exception:  # noqa: BLE001 - the database itself is gone: the next run picks the job up again
+        log.exception("recording the platform fault of job %s failed too", item.job_id)
+        return False, fault
+
+
+def _storable(text: str | None) -> str:
+    """Text any database stores: no NUL (PostgreSQL refuses it) and no lone surrogates (what a
+    file name that is not UTF-8 becomes in Python; neither driver can encode them)."""
+    text = (text or "").replace("\x00", "\\x00")
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+
+
 def _record(settings: Settings, item: _Pending, outcome: CaseOutcome) -> bool:
     """Write a job's outcome; return True when it should be retried (a platform fault)."""
     with session_scope(settings.database_url) as session:
@@ -334,15 +370,15 @@ def _record(settings: Settings, item: _Pending, outcome: CaseOutcome) -> bool:
         if item.stage == "run":  # the node that ran (or tried) the algorithm, not the one that evaluated it
             job.node = outcome.node
         if outcome.platform_error:  # never the participant's: the job stays queued
-            job.state, job.detail = "queued", outcome.detail
-            job.platform_log = outcome.platform_log or outcome.detail
+            job.state, job.detail = "queued", _storable(outcome.detail)
+            job.platform_log = _storable(outcome.platform_log or outcome.detail)
             return job.attempts < MAX_PLATFORM_ATTEMPTS  # retry now, or in a later run
         job.state = outcome.state
-        job.reason, job.detail = outcome.reason, outcome.detail
+        job.reason, job.detail = outcome.reason, _storable(outcome.detail)
         if outcome.runtime_seconds is not None:
             job.runtime_seconds = outcome.runtime_seconds
         if item.stage == "run":
-            job.stdout_tail, job.stderr_tail = outcome.stdout_tail, outcome.stderr_tail
+            job.stdout_tail, job.stderr_tail = _storable(outcome.stdout_tail), _storable(outcome.stderr_tail)
         if outcome.state != "evaluating":
             job.finished_at = utcnow()
         if outcome.state == "succeeded":

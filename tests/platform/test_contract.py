@@ -20,6 +20,7 @@ from medarena.evaluators.image import Image
 from medarena.platform.contract import (
     InvalidOutput,
     MissingOutput,
+    OutputTooLarge,
     Socket,
     image_to_sitk,
     read_outputs,
@@ -241,11 +242,11 @@ def test_a_huge_declared_grid_is_refused_from_the_header_alone(tmp_path, monkeyp
         read_outputs(tmp_path, [SEGMENTATION], expected_geometry=ct() if with_grid else None)
 
 
-def test_an_output_file_over_the_size_limit_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr("medarena.platform.contract.MAX_OUTPUT_BYTES", 100)
+def test_an_output_file_over_the_size_limit_is_refused(tmp_path):
     (tmp_path / "fixed-landmarks.json").write_text(json.dumps([[1.0, 2.0, 3.0]] * 20))
-    with pytest.raises(InvalidOutput, match=r"^/output/fixed-landmarks\.json: \d+ bytes, more than the 100 accepted"):
-        read_outputs(tmp_path, [LANDMARKS])
+    with pytest.raises(OutputTooLarge, match=r"^/output/fixed-landmarks\.json: 340 bytes, more than the output "
+                                             r"limit of 100 bytes$"):
+        read_outputs(tmp_path, [LANDMARKS], max_bytes=100)
 
 
 # --- outputs that point outside the output folder ----------------------------------------------------

@@ -299,3 +299,26 @@ def test_first_migration_from_several_threads_at_once(pg):
         t.join(timeout=60)
     assert not any(t.is_alive() for t in threads), "a migration hung"
     assert errors == []
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_messages_with_undecodable_names_and_nul_bytes_are_stored_escaped(request, home, tmp_path, database):
+    """A file name that is not UTF-8 becomes lone surrogates in Python; NUL is refused by
+    PostgreSQL: the recorded outcome keeps both, escaped, on either database."""
+    from medarena.platform.casejob import CaseOutcome
+
+    settings = request.getfixturevalue("pg_home") if database == "postgresql" else home
+    organizer.create_challenge(settings, write_definition(tmp_path / "toy.yaml"))
+    organizer.ingest_phase(settings, "toy", "test", write_source(tmp_path / "src", n=1))
+    with session_scope(settings.database_url) as session:
+        create_submission(session, "toy", "test", "ann", "img", "sha256:x")
+    (item,) = scheduler.collect_work(settings)
+    name = b"notes-\xff.txt".decode("utf-8", errors="surrogateescape")
+    outcome = CaseOutcome(case="case0", state="failed", reason="invalid_output", detail=f"/output/{name}: odd",
+                          stdout_tail="a\x00b", stderr_tail=name)
+    retry, recorded = scheduler._record_safely(settings, item, outcome)
+    assert (retry, recorded) == (False, outcome)
+    with session_scope(settings.database_url) as session:
+        job = session.get(Job, item.job_id)
+        assert (job.state, job.detail) == ("failed", "/output/notes-\\udcff.txt: odd")
+        assert (job.stdout_tail, job.stderr_tail) == ("a\\x00b", "notes-\\udcff.txt")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import shutil
 import subprocess
 import tarfile
@@ -17,6 +18,7 @@ import pytest
 from medarena.evaluators.image import Image
 from medarena.platform.contract import InvalidOutput, MissingOutput, Socket, read_outputs, write_inputs
 from medarena.platform.runner import (
+    HOST_UID_BASE,
     ImageError,
     Limits,
     RunnerError,
@@ -100,6 +102,21 @@ def test_container_command_isolates_the_container(tmp_path):
     assert any(part.startswith("/tmp:rw,") and "size=512m" in part for part in command)
     assert "--user" not in command and "--privileged" not in command
     assert joined.count("nvidia.com/gpu") == 1
+    assert "--init" in command and "--ulimit=fsize" not in joined
+
+
+def test_container_command_maps_the_container_users_to_unused_host_ids(tmp_path, monkeypatch):
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    command = container_command("img", tmp_path, tmp_path / "out", FAST, name="x")
+    assert f"--uidmap=0:{HOST_UID_BASE}:65536" in command and f"--gidmap=0:{HOST_UID_BASE}:65536" in command
+    monkeypatch.setattr("os.geteuid", lambda: 1000)  # rootless: podman maps root to the caller already
+    assert not any(part.startswith(("--uidmap", "--gidmap", "--userns")) for part in
+                   container_command("img", tmp_path, tmp_path / "out", FAST, name="x"))
+
+
+def test_container_command_limits_file_size_where_no_file_system_caps_the_output(tmp_path):
+    command = container_command("img", tmp_path, tmp_path / "out", FAST, name="x", file_size_limit=5 * 2**20)
+    assert "--ulimit=fsize=5242880:5242880" in command
 
 
 def test_container_command_without_gpus_has_no_device(tmp_path):
@@ -176,7 +193,7 @@ def test_a_failing_exit_keeps_the_stderr_tail(example_images, tmp_path):
 @pytest.mark.parametrize("behaviour", ["ok", "invalid_output", "missing_output", "out_of_memory", "timeout"])
 def test_misbehaving_example_fails_each_way_its_readme_says(example_images, tmp_path, behaviour):
     image = case_for(behaviour)
-    limits = Limits(wall_time_seconds=3, memory_mb=128)
+    limits = Limits(wall_time_seconds=15, memory_mb=128)  # room for podman on a loaded machine
     result = run_container(example_images + "misbehaving:latest", ct_case(tmp_path, image), tmp_path / "out",
                            limits)
     expected_status = behaviour if behaviour in ("timeout", "out_of_memory") else "ok"
@@ -189,6 +206,34 @@ def test_misbehaving_example_fails_each_way_its_readme_says(example_images, tmp_
     elif behaviour == "missing_output":
         with pytest.raises(MissingOutput):
             read_outputs(tmp_path / "out", [SEGMENTATION], expected_geometry=image)
+
+
+@pytest.fixture(scope="module")
+def root_image(example_images, tmp_path_factory):
+    """An image without a USER line (its processes are root inside) that reports who it is."""
+    context = tmp_path_factory.mktemp("root-image")
+    (context / "Containerfile").write_text(
+        "FROM localhost/medarena-base:latest\n"
+        'ENTRYPOINT ["sh", "-c", "id -u > /output/uid; cat /proc/self/uid_map > /output/uid_map; '
+        'cat /proc/1/cmdline > /output/pid1; touch /output/made-by-root"]\n')
+    name = "localhost/medarena-test-root:latest"
+    built = subprocess.run(["podman", "build", "-q", "-t", name, str(context)], capture_output=True, text=True,
+                           env=podman_env(), timeout=300)
+    assert built.returncode == 0, built.stderr
+    yield name
+    podman("rmi", "--force", name)
+
+
+@pytest.mark.podman
+@pytest.mark.skipif(os.geteuid() != 0, reason="rootless podman maps root to the calling user by itself")
+def test_root_in_the_container_is_an_unused_host_uid_under_an_init(root_image, tmp_path):
+    result = run_container(root_image, ct_case(tmp_path, ct_image()), tmp_path / "out", FAST)
+    assert result.status == "ok", result
+    out = tmp_path / "out"
+    assert (out / "uid").read_text().split() == ["0"]  # root as the image asks ...
+    assert (out / "uid_map").read_text().split() == ["0", str(HOST_UID_BASE), "65536"]
+    assert (out / "made-by-root").stat().st_uid == HOST_UID_BASE  # ... and nobody on the host
+    assert (out / "pid1").read_bytes().split(b"\0")[:2] == [b"/run/podman-init", b"--"]  # catatonit: --init
 
 
 @pytest.mark.podman
