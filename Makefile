@@ -40,5 +40,5 @@ lint: test-venv
 bench: setup
 	for script in bench/*.py; do $(PY) "$$script" || exit 1; done
 
-docs: venv
+docs: test-venv
 	$(VENV)/bin/mkdocs build --strict
