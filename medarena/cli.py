@@ -32,13 +32,13 @@ def fails_cleanly(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from medarena.platform.errors import USER_ERRORS
+        from medarena.platform.errors import USER_ERRORS, exit_code
 
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(exit_code(exc)) from None
 
     return wrapper
 

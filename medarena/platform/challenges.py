@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from medarena.errors import InvalidInput
 from medarena.evaluators.tasks import TASK_MODULES, get_task
 from medarena.platform.contract import Socket
 from medarena.platform.runner import Limits
@@ -19,7 +20,7 @@ from medarena.platform.runner import Limits
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 
-class DefinitionError(ValueError):
+class DefinitionError(InvalidInput, ValueError):
     """A challenge definition that cannot be used; the message names the file and the field."""
 
 
@@ -36,6 +37,10 @@ class PhaseDefinition(Strict):
     limit_period_days: float = Field(default=1.0, gt=0)
     leaderboard_public: bool = True
     case_results_public: bool = False
+    # whether participants read the logs of their own cases; logs of a hidden test set leak it
+    participant_logs: Literal["none", "own"] | None = Field(
+        default=None, description="default: own where the leaderboard is public, none where it is hidden")
+    max_image_mb: int = Field(default=20_480, gt=0, description="largest image tarball a participant may upload")
 
     @field_validator("opens", "closes")
     @classmethod
@@ -48,6 +53,8 @@ class PhaseDefinition(Strict):
     def _closes_after_opens(self) -> PhaseDefinition:
         if self.opens and self.closes and self.closes <= self.opens:
             raise ValueError("closes must be later than opens")
+        if self.participant_logs is None:
+            self.participant_logs = "own" if self.leaderboard_public else "none"
         return self
 
     def is_open(self, now: dt.datetime) -> bool:
@@ -105,6 +112,7 @@ class ChallengeDefinition(Strict):
     evaluation: Evaluation
     ranking: dict[str, Any] = Field(default_factory=dict)
     limits: Limits = Field(default_factory=Limits)
+    registration_needs_approval: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> ChallengeDefinition:
@@ -177,20 +185,27 @@ def load_definition(path: Path) -> ChallengeDefinition:
     """Read and validate a challenge YAML; raise DefinitionError naming the file and field."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise DefinitionError(f"{path}: no such file") from None
     except OSError as exc:
         raise DefinitionError(f"{path}: cannot be read ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
         raise DefinitionError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    return load_definition_text(text, str(path))
+
+
+def load_definition_text(text: str, source: str) -> ChallengeDefinition:
+    """Validate a challenge definition given as YAML text; ``source`` names it in errors."""
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
-        raise DefinitionError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        raise DefinitionError(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(data, dict):
-        raise DefinitionError(f"{path}: expected a mapping of fields at the top level")
-    return parse_definition(data, source=str(path))
+        raise DefinitionError(f"{source}: expected a mapping of fields at the top level")
+    return parse_definition(data, source=source)
 
 
 def parse_definition(data: dict[str, Any], source: str = "<definition>") -> ChallengeDefinition:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from medarena.errors import InvalidInput
 from medarena.evaluators.image import Image
 from medarena.platform import casestore
 from medarena.platform.challenges import ChallengeDefinition
@@ -31,7 +32,7 @@ IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr", ".png", "
                   ".jpg", ".jpeg", ".bmp", ".dcm")
 
 
-class IngestError(ValueError):
+class IngestError(InvalidInput, ValueError):
     """The source cannot be ingested; the message names the folder, case or socket."""
 
 

@@ -27,6 +27,8 @@ from typing import IO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from medarena.errors import InvalidInput, PlatformFault
+
 RunStatus = Literal["ok", "timeout", "out_of_memory", "exit_code", "image_error"]
 
 DEFAULT_LOG_TAIL_BYTES = 16_384
@@ -52,11 +54,11 @@ class Limits(BaseModel):
     gpus: int = Field(default=0, ge=0)
 
 
-class ImageError(ValueError):
+class ImageError(InvalidInput, ValueError):
     """A participant image that cannot be used; the message names the file or image."""
 
 
-class RunnerError(RuntimeError):
+class RunnerError(PlatformFault, RuntimeError):
     """podman failed for a reason that is not the container's fault (retry, do not charge)."""
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from medarena.errors import Conflict
 from medarena.platform import casejob, casestore, leaderboard
 from medarena.platform.casejob import CaseJob, CaseOutcome
 from medarena.platform.casestore import store_path
@@ -53,7 +54,7 @@ def image_archive_url(settings: Settings, digest: str) -> str:
     return store_path(settings.store, "images", f"{digest.removeprefix('sha256:')}.tar")
 
 
-class SchedulerError(RuntimeError):
+class SchedulerError(Conflict, RuntimeError):
     """The scheduler cannot run (another one runs on this database, a cluster without shared storage)."""
 
 
