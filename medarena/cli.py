@@ -103,11 +103,20 @@ def data_ingest(source: Path, challenge: Challenge, phase: PhaseOpt):
 @fails_cleanly
 def submit(image: Annotated[str, typer.Argument(help="an image tarball (podman/docker save) or a local image name")],
            challenge: Challenge, phase: PhaseOpt,
-           participant: Annotated[str, typer.Option("--participant", "-u")],
-           comment: str = ""):
-    """Submit an algorithm image to a phase; prints the submission id."""
+           participant: Annotated[str | None, typer.Option("--participant", "-u",
+                                                           help="who submits (without a login)")] = None,
+           comment: str = "",
+           follow: Annotated[bool, typer.Option(help="follow the cases to the end (with a login)")] = False):
+    """Submit an algorithm image to a phase; prints the submission id.
+
+    Logged in (`medarena login`), the image goes to the server in parts; otherwise it is recorded
+    in the local database."""
     from medarena.platform import organizer
 
+    if client := cli_remote.connected():
+        return cli_remote.submit(client, image, challenge, phase, comment, follow)
+    if not participant:
+        raise typer.BadParameter("--participant/-u is needed without a login (`medarena login URL`)")
     submission_id, digest = organizer.submit(_settings(), challenge, phase, participant, image, comment)
     console.print(f"submission {submission_id} queued ({digest[:19]})")
 
@@ -170,6 +179,9 @@ def cancel(submission: int):
     """Cancel a queued or running submission; it does not count against the participant's limit."""
     from medarena.platform import scheduler
 
+    if client := cli_remote.connected():
+        return cli_remote.cancel(client, submission)
+
     n = scheduler.cancel(_settings(), submission)
     console.print(f"cancelled submission {submission} ({n} cases not run)")
 
@@ -179,6 +191,9 @@ def cancel(submission: int):
 def status(challenge: Annotated[str | None, typer.Option("--challenge", "-c")] = None):
     """Submissions with their state and per-state case counts."""
     from medarena.platform import organizer
+
+    if client := cli_remote.connected():
+        return cli_remote.status(client, challenge)
 
     table = Table("id", "challenge/phase", "participant", "state", "cases", "submitted")
     for row in organizer.submission_status(_settings(), challenge):
@@ -192,6 +207,9 @@ def results(submission: int, output: Annotated[Path | None, typer.Option(help="w
             logs: Annotated[bool, typer.Option(help="print the stdout and stderr tails of failed cases")] = False):
     """Per-case states, reasons, runtimes and metrics of a submission."""
     from medarena.platform import organizer
+
+    if client := cli_remote.connected():
+        return cli_remote.results(client, submission, output, logs)
 
     data = organizer.submission_results(_settings(), submission)
     _print_case_table(data["cases"])
@@ -386,6 +404,15 @@ def _progress(transient: bool = False) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=err, transient=transient)
 
+
+from medarena import cli_remote  # noqa: E402 - the server and the participant's commands against it
+from medarena.cli_accounts import tokens_app, users_app  # noqa: E402
+
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.command()(cli_remote.serve)
+app.command()(cli_remote.login)
+app.command()(cli_remote.logout)
 
 if __name__ == "__main__":
     app()

@@ -389,6 +389,12 @@ def reevaluate(settings: Settings, submission_ids: Iterable[int], **kwargs) -> l
 
     Jobs whose algorithm failed keep their failure; the others go back to ``evaluating``.
     """
+    ids = prepare_reevaluation(settings, submission_ids)
+    return run(settings, ids, **kwargs)
+
+
+def prepare_reevaluation(settings: Settings, submission_ids: Iterable[int]) -> list[int]:
+    """Put ended submissions back to evaluating their stored predictions (a worker then runs them)."""
     ids = list(submission_ids)
     with session_scope(settings.database_url) as session:
         found = {s.id: s for s in session.scalars(select(Submission).where(Submission.id.in_(ids)))}
@@ -405,7 +411,7 @@ def reevaluate(settings: Settings, submission_ids: Iterable[int], **kwargs) -> l
                                                 and _has_prediction(settings, submission, job)):
                     job.state = "evaluating"
             submission.state = "running"
-    return run(settings, ids, **kwargs)
+    return ids
 
 
 def _has_prediction(settings: Settings, submission: Submission, job: Job) -> bool:
