@@ -25,6 +25,7 @@ PHASES = [
      "case_results_public": True},
     {"slug": "final", "opens": "2020-01-01T00:00:00Z", "submission_limit": 100, "leaderboard_public": False},
     {"slug": "extra", "submission_limit": 100},
+    {"slug": "limited", "opens": "2020-01-01T00:00:00Z", "submission_limit": 1},
 ]
 
 
@@ -39,6 +40,10 @@ class World:
     complete_uploads: dict[str, str] = field(default_factory=dict)  # role -> alice's completed upload
     pending: dict[str, str] = field(default_factory=dict)  # role -> a user awaiting approval in toy
     alice_token_id: int = 0
+
+    def upload(self, username: str, state: str, content: bytes = b"", phase: str = "test") -> str:
+        """An upload of the user's made directly in the database (``complete``: as if its image loaded)."""
+        return _upload(self.settings, _ids(self.settings, [username])[0], state, content, phase)
 
     def token(self, role: str, name: str = "test") -> str | None:
         """A fresh personal token of the role's user (None for the anonymous caller)."""
@@ -55,7 +60,7 @@ def seed_world(settings: Settings, home: Path) -> World:
     organizer.create_challenge(settings, write_definition(home / "approval.yaml", slug="approval", title="Approval",
                                                           registration_needs_approval=True))
     source = write_source(home / "source", n=3)
-    for phase in ("test", "final"):
+    for phase in ("test", "final", "limited"):
         organizer.ingest_phase(settings, "toy", phase, source)
     accounts.add_user(settings, "ada", PASSWORDS["ada"], admin=True)
     accounts.add_user(settings, "oscar", PASSWORDS["oscar"], organizer_of=["toy"])
@@ -129,10 +134,10 @@ def _submission(settings: Settings, phase: str, user_id: int, state: str, score:
         return submission.id
 
 
-def _upload(settings: Settings, user_id: int, state: str, content: bytes) -> str:
+def _upload(settings: Settings, user_id: int, state: str, content: bytes, phase: str = "test") -> str:
     upload_id = secrets.token_hex(16)
     with session_scope(settings.database_url) as session:
-        phase_row, _ = find_phase(session, "toy", "test")
+        phase_row, _ = find_phase(session, "toy", phase)
         size = max(len(content), 1)
         session.add(Upload(id=upload_id, user_id=user_id, phase_id=phase_row.id, filename="x.tar", size=size,
                            sha256=hashlib.sha256(content).hexdigest(), part_size=64 << 10, state=state,
