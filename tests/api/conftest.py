@@ -17,6 +17,7 @@ import pytest
 
 from medarena.platform.settings import Settings
 from tests.api.world import World, seed_world
+from tests.platform.conftest import example_images  # noqa: F401 - the example algorithm images
 from tests.platform.test_postgres import postgres_url  # noqa: F401 - the suite's PostgreSQL
 
 REPO = Path(__file__).resolve().parents[2]
