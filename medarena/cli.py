@@ -159,7 +159,12 @@ def worker(poll: Annotated[float, typer.Option(help="seconds between looks for n
 
     console.print("worker started; Ctrl-C stops it (unfinished cases resume on the next start)")
     while True:
-        scheduler.run(_settings())
+        try:
+            scheduler.run(_settings())
+        except scheduler.SchedulerError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Ray failing to start on a loaded machine, a lost database
+            _notice(f"worker: {type(exc).__name__}: {str(exc)[:300]}; trying again in {poll:g} s")
         time.sleep(poll)
 
 
@@ -389,10 +394,18 @@ def dashboard(port: int = 8501, address: str = "127.0.0.1"):
 
 @app.command()
 @fails_cleanly
-def demo(port: int = 8501, serve: Annotated[bool, typer.Option(help="start the dashboard at the end")] = True):
-    """The demo challenge end to end: create, ingest, submit the examples, run, then the dashboard."""
+def demo(port: int = 8501, serve: Annotated[bool, typer.Option(help="start the dashboard at the end")] = True,
+         service: Annotated[bool, typer.Option(
+             help="as a service: API server, worker and dashboard; the examples submitted through the API")] = True,
+         api_port: int = 8000):
+    """The demo challenge end to end: the API server, a worker and the dashboard, demo accounts, and
+    the example algorithms submitted through the API (--no-service: all in this process)."""
     from medarena.platform import demo as demo_module
 
+    if service:
+        from medarena import cli_demo
+
+        return cli_demo.run(api_port=api_port, dashboard_port=port)
     demo_module.prepare(_settings(), console)
     _run_with_progress(None)
     demo_module.report(_settings(), console)

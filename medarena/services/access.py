@@ -17,7 +17,9 @@ caller sees.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -95,7 +97,13 @@ def require_participant(session: Session, caller: Identity | None, challenge: Ch
 
 
 def phase_rules(phase: Phase) -> PhaseDefinition:
-    return ChallengeDefinition.model_validate(phase.challenge.definition).phase(phase.slug)
+    return _definition(json.dumps(phase.challenge.definition, sort_keys=True)).phase(phase.slug)
+
+
+@lru_cache(maxsize=64)
+def _definition(text: str) -> ChallengeDefinition:
+    """Validating a definition costs milliseconds; every read asks for its phase rules."""
+    return ChallengeDefinition.model_validate(json.loads(text))
 
 
 def leaderboard_visible(session: Session, caller: Identity | None, phase: Phase) -> Standing:
