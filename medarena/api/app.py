@@ -16,7 +16,6 @@ from medarena.api.limits import BodyLimit
 from medarena.api.routers import auth, challenges, submissions
 from medarena.errors import MedarenaError, Unauthenticated
 from medarena.evaluators.ranking import RankingError
-from medarena.platform.database import session_scope
 from medarena.platform.settings import Settings, load_settings
 from medarena.services import uploads
 
@@ -28,8 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        with session_scope(settings.database_url):  # migrate once, before the first request
-            pass
+        await run_in_threadpool(uploads.prepare_storage, settings)
         sweeper = asyncio.create_task(_sweep_forever(settings))
         yield
         sweeper.cancel()

@@ -272,6 +272,12 @@ def _fail(settings: Settings, upload_id: str) -> None:
     shutil.rmtree(_folder(settings, upload_id), ignore_errors=True)
 
 
+def prepare_storage(settings: Settings) -> None:
+    """Bring the database schema up to date (a server does this once, before its first request)."""
+    with session_scope(settings.database_url):
+        pass
+
+
 def sweep_expired(settings: Settings, now: dt.datetime | None = None) -> int:
     """Expire the uploads past their time (never submitted) and free their space; also remove
     folders without an upload (left by a crash). Returns the uploads expired."""
