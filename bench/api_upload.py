@@ -80,8 +80,7 @@ def main() -> None:
     from medarena.services import accounts
     from tests.platform.challenge_data import write_definition, write_source
 
-    with tempfile.TemporaryDirectory(prefix="medarena-bench-upload-", dir=REPO / ".medarena-bench"
-                                     if (REPO / ".medarena-bench").is_dir() else None) as folder:
+    with tempfile.TemporaryDirectory(prefix="medarena-bench-upload-") as folder:
         home = Path(folder)
         settings = settings_for(home)
         organizer.create_challenge(settings, write_definition(home / "toy.yaml"))

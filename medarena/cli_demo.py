@@ -35,7 +35,7 @@ def run(api_port: int = 8000, dashboard_port: int = 8501, host: str = "127.0.0.1
     passwords = _accounts(settings, demo)
     children = _start(api_port, dashboard_port, host)
     stop = _stopper(children)
-    signal.signal(signal.SIGTERM, lambda *_: stop())
+    signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM stops the three like Ctrl-C does
     try:
         api = f"http://{host}:{api_port}"
         _wait_for(api, children)
@@ -56,6 +56,10 @@ def run(api_port: int = 8000, dashboard_port: int = 8501, host: str = "127.0.0.1
         console.print("stopping")
     finally:
         stop()
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
 
 
 def _prepare_challenge(settings, demo) -> None:

@@ -57,7 +57,7 @@ def start_server(settings: Settings, log: Path, **extra: str) -> Server:
     process = subprocess.Popen([sys.executable, "-m", "medarena.cli", "serve", "--port", str(port)],
                                env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=str(REPO))
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"medarena serve exited with {process.returncode}:\n{log.read_text()}")
@@ -67,7 +67,7 @@ def start_server(settings: Settings, log: Path, **extra: str) -> Server:
         except httpx.TransportError:
             time.sleep(0.2)
     process.kill()
-    raise AssertionError(f"medarena serve did not answer within 60 s:\n{log.read_text()}")
+    raise AssertionError(f"medarena serve did not answer within 180 s:\n{log.read_text()}")
 
 
 def stop_server(server: Server) -> None:

@@ -19,26 +19,26 @@ from tests.api.conftest import REPO, free_port
 @pytest.mark.podman
 @pytest.mark.slow
 def test_demo_starts_three_processes_submits_through_the_api_and_stops_on_ctrl_c(tmp_path, example_images):
-    api_port, dashboard_port = free_port(), free_port()
+    api_port = free_port()
+    dashboard_port = next(p for p in iter(free_port, None) if p != api_port)
     env = dict(os.environ, MEDARENA_HOME=str(tmp_path / "home"), PYTHONPATH=str(REPO), COLUMNS="200",
-               XDG_CACHE_HOME=str(tmp_path / "cache"))
+               XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
     for name in ("MEDARENA_DATABASE_URL", "MEDARENA_STORE", "MEDARENA_RAY_ADDRESS", "RAY_ADDRESS"):
         env.pop(name, None)
-    demo = subprocess.Popen([sys.executable, "-m", "medarena.cli", "demo", "--api-port", str(api_port),
-                             "--port", str(dashboard_port)], env=env, cwd=str(REPO), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    output = []
+    log = tmp_path / "demo.log"
+    with log.open("w") as handle:
+        demo = subprocess.Popen([sys.executable, "-m", "medarena.cli", "demo", "--api-port", str(api_port),
+                                 "--port", str(dashboard_port)], env=env, cwd=str(REPO), stdout=handle,
+                                stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:
-            line = demo.stdout.readline()
-            if not line:
+        while time.monotonic() < deadline and demo.poll() is None:
+            if "Ctrl-C stops the server" in log.read_text():
                 break
-            output.append(line)
-            if "Ctrl-C stops" in line:
-                break
-        text = "".join(output)
-        assert "Ctrl-C stops the server, the worker and the dashboard" in text, text
+            time.sleep(1)
+        time.sleep(1)
+        text = log.read_text()
+        assert "Ctrl-C stops the server, the worker and the dashboard" in text, (demo.poll(), text)
         assert f"http://127.0.0.1:{api_port}/api/docs" in text and f"http://127.0.0.1:{dashboard_port}" in text
         passwords = dict(re.findall(r"│ (\w+)\s+│ [^│]+│ (\S+)\s+│", text))
         assert set(passwords) == {"admin", "organizer", "alice", "bob", "mallory"}, text
