@@ -35,13 +35,13 @@ def fails_cleanly(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from medarena.platform.errors import USER_ERRORS
+        from medarena.platform.errors import USER_ERRORS, exit_code
 
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as exc:
             err.print(Text.assemble(("error:", "red"), " ", plain(exc)), soft_wrap=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(exit_code(exc)) from None
 
     return wrapper
 
@@ -110,11 +110,20 @@ def data_ingest(source: Path, challenge: Challenge, phase: PhaseOpt):
 @fails_cleanly
 def submit(image: Annotated[str, typer.Argument(help="an image tarball (podman/docker save) or a local image name")],
            challenge: Challenge, phase: PhaseOpt,
-           participant: Annotated[str, typer.Option("--participant", "-u")],
-           comment: str = ""):
-    """Submit an algorithm image to a phase; prints the submission id."""
+           participant: Annotated[str | None, typer.Option("--participant", "-u",
+                                                           help="who submits (without a login)")] = None,
+           comment: str = "",
+           follow: Annotated[bool, typer.Option(help="follow the cases to the end (with a login)")] = False):
+    """Submit an algorithm image to a phase; prints the submission id.
+
+    Logged in (`medarena login`), the image goes to the server in parts; otherwise it is recorded
+    in the local database."""
     from medarena.platform import organizer
 
+    if client := cli_remote.connected():
+        return cli_remote.submit(client, image, challenge, phase, comment, follow)
+    if not participant:
+        raise typer.BadParameter("--participant/-u is needed without a login (`medarena login URL`)")
     submission_id, digest = organizer.submit(_settings(), challenge, phase, participant, image, comment)
     console.print(plain(f"submission {submission_id} queued ({digest[:19]})"))
 
@@ -158,7 +167,12 @@ def worker(poll: Annotated[float, typer.Option(help="seconds between looks for n
 
     console.print("worker started; Ctrl-C stops it (unfinished cases resume on the next start)")
     while True:
-        scheduler.run(_settings())
+        try:
+            scheduler.run(_settings())
+        except scheduler.SchedulerError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Ray failing to start on a loaded machine, a lost database
+            _notice(f"worker: {type(exc).__name__}: {str(exc)[:300]}; trying again in {poll:g} s")
         time.sleep(poll)
 
 
@@ -178,6 +192,9 @@ def cancel(submission: int):
     """Cancel a queued or running submission; it does not count against the participant's limit."""
     from medarena.platform import scheduler
 
+    if client := cli_remote.connected():
+        return cli_remote.cancel(client, submission)
+
     n = scheduler.cancel(_settings(), submission)
     console.print(f"cancelled submission {submission} ({n} cases not run)")
 
@@ -187,6 +204,9 @@ def cancel(submission: int):
 def status(challenge: Annotated[str | None, typer.Option("--challenge", "-c")] = None):
     """Submissions with their state and per-state case counts."""
     from medarena.platform import organizer
+
+    if client := cli_remote.connected():
+        return cli_remote.status(client, challenge)
 
     table = _table("id", "challenge/phase", "participant", "state", "cases", "submitted")
     for row in organizer.submission_status(_settings(), challenge):
@@ -200,6 +220,9 @@ def results(submission: int, output: Annotated[Path | None, typer.Option(help="w
             logs: Annotated[bool, typer.Option(help="print the stdout and stderr tails of failed cases")] = False):
     """Per-case states, reasons, runtimes and metrics of a submission."""
     from medarena.platform import organizer
+
+    if client := cli_remote.connected():
+        return cli_remote.results(client, submission, output, logs)
 
     data = organizer.submission_results(_settings(), submission)
     _print_case_table(data["cases"])
@@ -391,10 +414,20 @@ def demo(port: int = 8501, serve: Annotated[bool, typer.Option(help="start the d
          task: Annotated[str, typer.Option(
              help="segmentation, detection, classification, registration or fusion")] = "segmentation",
          cases: Annotated[int | None, typer.Option(help="synthetic cases to generate (default: the demo's own)")
-                          ] = None):
-    """A demo challenge end to end: create, ingest, submit the examples, run, then the dashboard."""
+                          ] = None,
+         service: Annotated[bool, typer.Option(
+             help="as a service: API server, worker and dashboard; the examples submitted through the API")] = True,
+         api_port: int = 8000):
+    """A demo challenge end to end. By default as a service: the API server, a worker and the
+    dashboard, demo accounts, and the example algorithms submitted through the API, until Ctrl-C.
+    --no-service: create, ingest, submit, run and print the leaderboard in this process, then the
+    dashboard (--no-serve: stop after the leaderboard)."""
     from medarena.platform import demo as demo_module
 
+    if service and serve:
+        from medarena import cli_demo
+
+        return cli_demo.run(api_port=api_port, dashboard_port=port, task=task, cases=cases)
     demo_module.prepare(_settings(), console, task, cases)
     _run_with_progress(None)
     demo_module.report(_settings(), console, task)
@@ -417,6 +450,15 @@ def _progress(transient: bool = False):
         raise
     progress.stop()
 
+
+from medarena import cli_remote  # noqa: E402 - the server and the participant's commands against it
+from medarena.cli_accounts import tokens_app, users_app  # noqa: E402
+
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.command()(cli_remote.serve)
+app.command()(cli_remote.login)
+app.command()(cli_remote.logout)
 
 if __name__ == "__main__":
     app()

@@ -10,11 +10,12 @@ import datetime as dt
 import re
 import stat
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from medarena.errors import InvalidInput
 from medarena.evaluators.tasks import TASK_MODULES, get_task
 from medarena.platform.contract import Socket
 from medarena.platform.runner import Limits
@@ -36,7 +37,7 @@ PATH_PART = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 MAX_RELATIVE_PATH = 255
 
 
-class DefinitionError(ValueError):
+class DefinitionError(InvalidInput, ValueError):
     """A challenge definition that cannot be used; the message names the file and the field."""
 
 
@@ -88,6 +89,11 @@ class PhaseDefinition(Strict):
         if value > MAX_LIMIT_PERIOD_DAYS:
             raise ValueError(f"at most {MAX_LIMIT_PERIOD_DAYS} days")
         return value
+    # whether participants read the logs of their own cases; logs of a hidden test set leak it
+    participant_logs: Literal["none", "own"] | None = Field(
+        default=None, description="whether participants read the logs of their own failed cases; "
+        "default: own where the leaderboard is public, none where it is hidden (logs leak a hidden test set)")
+    max_image_mb: int = Field(default=20_480, gt=0, description="largest image tarball a participant may upload")
 
     @field_validator("opens", "closes")
     @classmethod
@@ -100,6 +106,8 @@ class PhaseDefinition(Strict):
     def _closes_after_opens(self) -> PhaseDefinition:
         if self.opens and self.closes and self.closes <= self.opens:
             raise ValueError("closes must be later than opens")
+        if self.participant_logs is None:
+            self.participant_logs = "own" if self.leaderboard_public else "none"
         return self
 
     def is_open(self, now: dt.datetime) -> bool:
@@ -193,6 +201,8 @@ class ChallengeDefinition(Strict):
     ranking: dict[str, Any] = Field(default_factory=dict, description="a RankingRecipe; empty: "
                                     "aggregate-then-rank on the mean of every metric the evaluation computes")
     limits: Limits = Field(default_factory=Limits, description="per container run, for every case")
+    registration_needs_approval: bool = Field(default=False, description="a participant's registration "
+                                              "waits for an organizer's approval")
 
     @field_validator("title")
     @classmethod
@@ -334,18 +344,24 @@ def _first_error(exc: ValidationError) -> str:
 def load_definition(path: Path) -> ChallengeDefinition:
     """Read and validate a challenge YAML; raise DefinitionError naming the file and field."""
     path = Path(path)
-    text = _read_definition(path)
+    return load_definition_text(_read_definition(path), str(path))
+
+
+def load_definition_text(text: str, source: str) -> ChallengeDefinition:
+    """Validate a challenge definition given as YAML text; ``source`` names it in errors."""
+    if len(text.encode()) > MAX_DEFINITION_BYTES:
+        raise DefinitionError(f"{source}: larger than {MAX_DEFINITION_BYTES} bytes, the most a definition may be")
     try:
-        _check_shape(yaml.parse(text, Loader=_LOADER), path)
+        _check_shape(yaml.parse(text, Loader=_LOADER), source)
         data = yaml.load(text, Loader=_DefinitionLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
-        raise DefinitionError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    _check_expanded(data, path)
+        raise DefinitionError(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    _check_expanded(data, source)
     if not isinstance(data, dict):
-        raise DefinitionError(f"{path}: expected a mapping of fields at the top level")
-    return parse_definition(data, source=str(path))
+        raise DefinitionError(f"{source}: expected a mapping of fields at the top level")
+    return parse_definition(data, source=source)
 
 
 def _read_definition(path: Path) -> str:
@@ -393,7 +409,7 @@ class _DefinitionLoader(_LOADER):
         return super().construct_mapping(node, deep=deep)
 
 
-def _check_shape(events, path: Path) -> None:
+def _check_shape(events, path: Path | str) -> None:
     """Refuse deep nesting and too many values while parsing, before anything is built."""
     depth = count = 0
     for event in events:
@@ -410,7 +426,7 @@ def _check_shape(events, path: Path) -> None:
                 raise DefinitionError(f"{path}: more than {MAX_VALUES} values")
 
 
-def _check_expanded(data: Any, path: Path) -> None:
+def _check_expanded(data: Any, path: Path | str) -> None:
     """The same bounds once aliases are expanded (a few anchors can stand for millions of values)."""
     stack, count = [(data, 0)], 0
     while stack:

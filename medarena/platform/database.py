@@ -88,6 +88,7 @@ class Submission(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     dataset_metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)  # pooled: AP, AUROC, curves
     aggregates: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    submitter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # None: one-laptop mode
     phase: Mapped[Phase] = relationship(back_populates="submissions")
     jobs: Mapped[list[Job]] = relationship(back_populates="submission", order_by="Job.id",
                                            cascade="all, delete-orphan")
@@ -147,6 +148,8 @@ class LeaderboardEntry(Base):
     computed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     submission: Mapped[Submission] = relationship()
 
+
+from medarena.platform import account_tables  # noqa: E402,F401 - users, tokens, uploads: same schema
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

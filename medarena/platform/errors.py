@@ -1,20 +1,17 @@
-"""The errors that mean bad input from a person (shown as one line), not a bug."""
+"""The errors that mean bad input from a person (shown as one line), not a bug.
 
+Every platform error derives from :mod:`medarena.errors`; the evaluators' own errors (they
+import nothing of the platform) and a missing file are listed beside them.
+"""
+
+from medarena.errors import MedarenaError, NotFound
 from medarena.evaluators.ranking import RankingError
 from medarena.evaluators.tasks import CaseError
-from medarena.platform.challenges import DefinitionError
-from medarena.platform.ingest import IngestError
-from medarena.platform.objectstore import StoreError
-from medarena.platform.offline import EvaluationSetupError
-from medarena.platform.runner import ImageError, RunnerError
-from medarena.platform.scheduler import SchedulerError
-from medarena.platform.submissions import SubmissionError
+
+__all__ = ["NotFound", "USER_ERRORS", "exit_code"]
+
+USER_ERRORS = (MedarenaError, CaseError, FileNotFoundError, RankingError)
 
 
-class NotFound(LookupError):
-    """An id or slug that does not exist."""
-
-
-# RunnerError: podman missing or failing, which the person at the command line has to fix
-USER_ERRORS = (DefinitionError, IngestError, SubmissionError, ImageError, RunnerError, EvaluationSetupError,
-               CaseError, NotFound, FileNotFoundError, SchedulerError, RankingError, StoreError)
+def exit_code(exc: BaseException) -> int:
+    return exc.exit_code if isinstance(exc, MedarenaError) else 1

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from medarena.errors import InvalidInput
 from medarena.evaluators.image import Image
 from medarena.platform import casestore
 from medarena.platform.challenges import ChallengeDefinition
@@ -44,7 +45,7 @@ MAX_JSON_BYTES = 16 << 20
 LABEL_MAP_KINDS = ("segmentation",)
 
 
-class IngestError(ValueError):
+class IngestError(InvalidInput, ValueError):
     """The source cannot be ingested; the message names the folder, case or socket."""
 
 

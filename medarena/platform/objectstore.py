@@ -9,12 +9,14 @@ instance profile or ``~/.aws`` works as well. medarena adds nothing of its own o
 
 from __future__ import annotations
 
+from medarena.errors import PlatformFault
+
 # what s3fs/botocore read from the environment; handed to Ray tasks (see worker_env)
 S3_ENVIRONMENT = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
                   "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
 
 
-class StoreError(RuntimeError):
+class StoreError(PlatformFault, RuntimeError):
     """The store cannot be used (refused credentials, no such bucket, no server): one line that
     names the store and what to check."""
 

@@ -17,10 +17,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from medarena.errors import InvalidInput
 from medarena.evaluators.tasks import CaseError, CaseResult, aggregate, get_task, jsonable
 
 
-class EvaluationSetupError(ValueError):
+class EvaluationSetupError(InvalidInput, ValueError):
     """The run cannot start (unknown task, bad settings, missing folder)."""
 
 

@@ -23,29 +23,36 @@ def create_challenge(settings: Settings, path: Path) -> tuple[str, bool]:
     """Store a validated definition; an existing challenge with the slug is updated."""
     definition = load_definition(path)
     with session_scope(settings.database_url) as session:
-        challenge = session.scalar(select(Challenge).where(Challenge.slug == definition.slug))
-        created = challenge is None
-        if created:
-            challenge = Challenge(slug=definition.slug, definition={})
-            session.add(challenge)
-        else:
-            _check_compatible(challenge, definition, path)
-        challenge.title, challenge.description = definition.title, definition.description
-        rerank_needed = not created and challenge.definition.get("ranking") != definition.model_dump(
-            mode="json")["ranking"]
-        challenge.definition = definition.model_dump(mode="json")
-        challenge.source_path = str(Path(path).absolute())
-        have = {p.slug: p for p in challenge.phases}
-        for phase in definition.phases:
-            if phase.slug in have:
-                have[phase.slug].title = phase.title
-            else:
-                challenge.phases.append(Phase(slug=phase.slug, title=phase.title))
-        if rerank_needed:  # a new recipe re-ranks from stored metrics; nothing runs again
-            session.flush()
-            for phase in challenge.phases:
-                leaderboard.rank_phase(session, phase)
+        _, created = store_definition(session, definition, str(Path(path).absolute()))
     return definition.slug, created
+
+
+def store_definition(session, definition: ChallengeDefinition, source: str) -> tuple[Challenge, bool]:
+    """Create or update a challenge from a validated definition, in the caller's transaction."""
+    challenge = session.scalar(select(Challenge).where(Challenge.slug == definition.slug))
+    created = challenge is None
+    if created:
+        challenge = Challenge(slug=definition.slug, definition={})
+        session.add(challenge)
+    else:
+        _check_compatible(challenge, definition, source)
+    challenge.title, challenge.description = definition.title, definition.description
+    rerank_needed = not created and challenge.definition.get("ranking") != definition.model_dump(
+        mode="json")["ranking"]
+    challenge.definition = definition.model_dump(mode="json")
+    challenge.source_path = source
+    have = {p.slug: p for p in challenge.phases}
+    for phase in definition.phases:
+        if phase.slug in have:
+            have[phase.slug].title = phase.title
+        else:
+            challenge.phases.append(Phase(slug=phase.slug, title=phase.title))
+    if rerank_needed:  # a new recipe re-ranks from stored metrics; nothing runs again
+        session.flush()
+        for phase in challenge.phases:
+            leaderboard.rank_phase(session, phase)
+    session.flush()
+    return challenge, created
 
 
 def _check_compatible(challenge: Challenge, definition: ChallengeDefinition, path: Path) -> None:

@@ -28,6 +28,7 @@ from typing import IO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from medarena.errors import InvalidInput, PlatformFault
 from medarena.platform.outputfs import OutputFolder
 
 RunStatus = Literal["ok", "timeout", "out_of_memory", "exit_code", "image_error", "output_too_large"]
@@ -69,11 +70,11 @@ class Limits(BaseModel):
                                                            "while it runs")
 
 
-class ImageError(ValueError):
+class ImageError(InvalidInput, ValueError):
     """A participant image that cannot be used; the message names the file or image."""
 
 
-class RunnerError(RuntimeError):
+class RunnerError(PlatformFault, RuntimeError):
     """podman failed for a reason that is not the container's fault (retry, do not charge)."""
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from medarena.errors import Conflict
 from medarena.platform import casejob, casestore, leaderboard, objectstore
 from medarena.platform.casejob import CaseJob, CaseOutcome
 from medarena.platform.casestore import store_path
@@ -56,7 +57,7 @@ def image_archive_url(settings: Settings, digest: str) -> str:
     return store_path(settings.store, "images", f"{digest.removeprefix('sha256:')}.tar")
 
 
-class SchedulerError(RuntimeError):
+class SchedulerError(Conflict, RuntimeError):
     """The scheduler cannot run (another one runs on this database, a cluster without shared storage)."""
 
 
@@ -428,6 +429,12 @@ def reevaluate(settings: Settings, submission_ids: Iterable[int], **kwargs) -> l
 
     Jobs whose algorithm failed keep their failure; the others go back to ``evaluating``.
     """
+    ids = prepare_reevaluation(settings, submission_ids)
+    return run(settings, ids, **kwargs)
+
+
+def prepare_reevaluation(settings: Settings, submission_ids: Iterable[int]) -> list[int]:
+    """Put ended submissions back to evaluating their stored predictions (a worker then runs them)."""
     ids = list(submission_ids)
     with session_scope(settings.database_url) as session:
         found = {s.id: s for s in session.scalars(select(Submission).where(Submission.id.in_(ids)))}
@@ -444,7 +451,7 @@ def reevaluate(settings: Settings, submission_ids: Iterable[int], **kwargs) -> l
                                                 and _has_prediction(settings, submission, job)):
                     job.state = "evaluating"
             submission.state = "running"
-    return run(settings, ids, **kwargs)
+    return ids
 
 
 def _has_prediction(settings: Settings, submission: Submission, job: Job) -> bool:

@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from medarena.errors import Conflict, NotFound, TooManyRequests, UserError
 from medarena.platform.challenges import ChallengeDefinition
 from medarena.platform.database import Challenge, Phase, Submission, utcnow
 
@@ -16,8 +17,20 @@ MAX_PARTICIPANT = 64
 MAX_COMMENT = 1000
 
 
-class SubmissionError(ValueError):
+class SubmissionError(UserError, ValueError):
     """A submission that cannot be accepted (closed phase, limit spent, unknown challenge...)."""
+
+
+class UnknownPhase(SubmissionError, NotFound):
+    """No such challenge or phase."""
+
+
+class PhaseClosed(SubmissionError, Conflict):
+    """The phase does not take submissions now (or has no cases)."""
+
+
+class LimitSpent(SubmissionError, TooManyRequests):
+    """The participant has used every submission the phase allows for now."""
 
 
 def check_participant(name: str) -> None:
@@ -47,17 +60,17 @@ def check_comment(comment: str) -> None:
 def find_phase(session: Session, challenge_slug: str, phase_slug: str) -> tuple[Phase, ChallengeDefinition]:
     challenge = session.scalar(select(Challenge).where(Challenge.slug == challenge_slug))
     if challenge is None:
-        raise SubmissionError(f"no challenge {challenge_slug!r}; create it with `medarena challenge create`")
+        raise UnknownPhase(f"no challenge {challenge_slug!r}; create it with `medarena challenge create`")
     phase = next((p for p in challenge.phases if p.slug == phase_slug), None)
     if phase is None:
-        raise SubmissionError(f"challenge {challenge_slug!r} has no phase {phase_slug!r}; phases: "
+        raise UnknownPhase(f"challenge {challenge_slug!r} has no phase {phase_slug!r}; phases: "
                               f"{', '.join(p.slug for p in challenge.phases)}")
     return phase, ChallengeDefinition.model_validate(challenge.definition)
 
 
 def create_submission(session: Session, challenge_slug: str, phase_slug: str, participant: str,
                       image: str, image_digest: str, comment: str = "",
-                      now: dt.datetime | None = None) -> Submission:
+                      now: dt.datetime | None = None, submitter_id: int | None = None) -> Submission:
     """Record a queued submission after checking the phase window and the participant's limit.
 
     The check and the insert happen in one transaction that first takes a write lock (SQLite:
@@ -73,21 +86,23 @@ def create_submission(session: Session, challenge_slug: str, phase_slug: str, pa
     if not rules.is_open(now):
         when = (f"opens {rules.opens:%Y-%m-%d %H:%M} UTC" if rules.opens and now < rules.opens
                 else f"closed {rules.closes:%Y-%m-%d %H:%M} UTC")
-        raise SubmissionError(f"phase {challenge_slug}/{phase_slug} is not open: it {when}")
+        raise PhaseClosed(f"phase {challenge_slug}/{phase_slug} is not open: it {when}")
     if not phase.cases:
-        raise SubmissionError(f"phase {challenge_slug}/{phase_slug} has no cases; ingest data first")
+        raise PhaseClosed(f"phase {challenge_slug}/{phase_slug} has no cases; ingest data first")
     if rules.submission_limit:
         since = now - dt.timedelta(days=rules.limit_period_days)
         used = session.scalar(
             select(func.count(Submission.id)).where(
-                Submission.phase_id == phase.id, Submission.participant == participant,
-                Submission.created_at >= since, Submission.state != "cancelled"))
+                Submission.phase_id == phase.id,
+                Submission.created_at >= since, Submission.state != "cancelled",
+                Submission.participant == participant if submitter_id is None
+                else Submission.submitter_id == submitter_id))
         if used >= rules.submission_limit:
-            raise SubmissionError(
+            raise LimitSpent(
                 f"participant {participant!r} has used {used} of {rules.submission_limit} submissions to "
                 f"{challenge_slug}/{phase_slug} in the last {rules.limit_period_days:g} day(s)")
     submission = Submission(phase=phase, participant=participant, image=image, image_digest=image_digest,
-                            comment=comment, state="queued", created_at=now)
+                            comment=comment, state="queued", created_at=now, submitter_id=submitter_id)
     session.add(submission)
     session.flush()
     return submission

@@ -39,7 +39,8 @@ from medarena.platform.submissions import SubmissionError, create_submission
 from tests.platform.challenge_data import cube_case, write_definition, write_source
 
 REPO = Path(__file__).resolve().parents[2]
-TABLES = {"challenges", "phases", "cases", "submissions", "jobs", "metric_values", "leaderboard_entries"}
+TABLES = {"challenges", "phases", "cases", "submissions", "jobs", "metric_values", "leaderboard_entries",
+          "users", "challenge_roles", "api_tokens", "uploads", "login_attempts"}
 JSON_COLUMNS = {
     ("challenges", "definition"),
     ("cases", "info"),

@@ -1,0 +1,127 @@
+"""Upload throughput of the API: an image-sized file in parts over loopback, and the server's peak RSS.
+
+A 2 GiB file (``--size-mb``) is sent in 16 MiB parts (each with its SHA-256) to `medarena serve`
+running as a subprocess; the part phase is timed (median of ``--repeats``) and the server's peak
+resident memory read from /proc (VmHWM) at the end. The floor, timed in the same run: copying the
+same file on the same disk with `cp`, and hashing it with SHA-256 (what the server does on top of
+writing). Targets: at least 150 MB/s, server RSS under 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.api.conftest import settings_for, start_server, stop_server  # noqa: E402
+
+PART = 16 << 20
+
+
+def make_file(path: Path, size: int) -> str:
+    block = os.urandom(PART)
+    digest = hashlib.sha256()
+    with path.open("wb") as file:
+        left = size
+        while left:
+            chunk = block[:min(left, PART)]
+            file.write(chunk)
+            digest.update(chunk)
+            left -= len(chunk)
+    return digest.hexdigest()
+
+
+def upload(url: str, token: str, path: Path, size: int, sha: str) -> float:
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120) as client:
+        created = client.post("/api/v1/challenges/toy/phases/test/uploads",
+                              json={"size": size, "sha256": sha, "part_size": PART})
+        created.raise_for_status()
+        upload_id = created.json()["id"]
+        start = time.perf_counter()
+        with path.open("rb") as file:
+            index = 0
+            while block := file.read(PART):
+                response = client.put(f"/api/v1/uploads/{upload_id}/parts/{index}", content=block,
+                                      headers={"X-Part-SHA256": hashlib.sha256(block).hexdigest()})
+                response.raise_for_status()
+                index += 1
+        elapsed = time.perf_counter() - start
+        assert client.get(f"/api/v1/uploads/{upload_id}").json()["next_part"] is None
+    return elapsed
+
+
+def rss_mb(pid: int, field: str = "VmHWM") -> float:
+    """The process's peak (VmHWM) or current (VmRSS) resident memory."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size-mb", type=int, default=2048)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    size = args.size_mb << 20
+
+    from medarena.platform import organizer
+    from medarena.services import accounts
+    from tests.platform.challenge_data import write_definition, write_source
+
+    with tempfile.TemporaryDirectory(prefix="medarena-bench-upload-") as folder:
+        home = Path(folder)
+        settings = settings_for(home)
+        organizer.create_challenge(settings, write_definition(home / "toy.yaml"))
+        organizer.ingest_phase(settings, "toy", "test", write_source(home / "source", n=1))
+        accounts.add_user(settings, "alice", "alice-password")
+        accounts.grant_role(settings, "alice", "toy", "participant")
+        token, _ = accounts.create_token(settings, "alice", "bench", 1)
+        data = home / "image.tar"
+        sha = make_file(data, size)
+        server = start_server(settings, home / "server.log", MEDARENA_UPLOADS_PER_USER="100",
+                              MEDARENA_UPLOAD_BYTES_PER_USER=str(1 << 40))
+        try:
+            idle = rss_mb(server.process.pid, "VmRSS")
+            times = []
+            for _ in range(args.repeats):
+                times.append(upload(server.url, token, data, size, sha))
+                shutil.rmtree(home / "uploads", ignore_errors=True)
+            rss = rss_mb(server.process.pid)
+        finally:
+            stop_server(server)
+        copies, hashes = [], []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            subprocess.run(["cp", str(data), str(home / "copy.tar")], check=True)
+            copies.append(time.perf_counter() - start)
+            (home / "copy.tar").unlink()
+            start = time.perf_counter()
+            digest = hashlib.sha256()
+            with data.open("rb") as file:
+                while block := file.read(1 << 20):
+                    digest.update(block)
+            hashes.append(time.perf_counter() - start)
+    mb = size / 1e6
+    median = statistics.median(times)
+    print(f"file: {args.size_mb} MiB in {PART >> 20} MiB parts; load average {os.getloadavg()[0]:.1f}")
+    print(f"upload:  {mb / median:7.0f} MB/s  median {median:.2f} s of {', '.join(f'{t:.2f}' for t in times)}")
+    print(f"cp:      {mb / statistics.median(copies):7.0f} MB/s  (floor: the same bytes copied on this disk)")
+    print(f"sha256:  {mb / statistics.median(hashes):7.0f} MB/s  (the hash the server computes as it writes)")
+    print(f"server peak RSS: {rss:.0f} MB (after start, before any upload: {idle:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The HTTP API: a FastAPI application over :mod:`medarena.services` (no rules of its own)."""

@@ -1,0 +1,30 @@
+"""What every endpoint needs: the settings, and who is calling."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from medarena.accounts.tokens import Identity
+from medarena.platform.settings import Settings
+from medarena.services import accounts
+
+bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_caller(request: Request, token: Annotated[str | None, Depends(bearer)]) -> Identity | None:
+    """The caller behind the bearer token (a login token or a personal one); None when anonymous.
+    A token that is sent but not valid is refused, never taken as anonymous."""
+    if token is None:
+        return None
+    return accounts.authenticate(request.app.state.settings, token)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+CallerDep = Annotated[Identity | None, Depends(get_caller)]

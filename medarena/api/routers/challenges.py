@@ -1,0 +1,91 @@
+"""Challenges, phases, registrations, leaderboards and organizer actions on a phase."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from medarena.api.deps import CallerDep, SettingsDep
+from medarena.api.schemas import ChallengeCreate, ChallengeUpdate, OrganizerAdd
+from medarena.services import challenges, leaderboards
+
+router = APIRouter(prefix="/api/v1/challenges", tags=["challenges"])
+
+
+@router.get("")
+def list_challenges(settings: SettingsDep, caller: CallerDep) -> list[dict[str, Any]]:
+    return challenges.list_challenges(settings, caller)
+
+
+@router.post("", status_code=201)
+def create_challenge(body: ChallengeCreate, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+    """Site admins: create a challenge from its YAML definition and name its organizers."""
+    return challenges.create_challenge(settings, caller, body.definition, body.organizers)
+
+
+@router.get("/{slug}")
+def get_challenge(slug: str, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+    return challenges.get_challenge(settings, caller, slug)
+
+
+@router.put("/{slug}")
+def update_challenge(slug: str, body: ChallengeUpdate, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+    """Organizers: replace the definition (phases with data and the interface of ingested data stay)."""
+    return challenges.update_challenge(settings, caller, slug, body.definition)
+
+
+@router.post("/{slug}/organizers", status_code=201)
+def add_organizer(slug: str, body: OrganizerAdd, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+    return challenges.add_organizer(settings, caller, slug, body.username)
+
+
+@router.post("/{slug}/phases/{phase}/open")
+def open_phase(slug: str, phase: str, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+    return challenges.set_phase_open(settings, caller, slug, phase, True)
+
+
+@router.post("/{slug}/phases/{phase}/close")
+def close_phase(slug: str, phase: str, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+    return challenges.set_phase_open(settings, caller, slug, phase, False)
+
+
+@router.post("/{slug}/registrations", status_code=201)
+def register(slug: str, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+    """Register the caller as a participant (pending where the challenge asks for approval)."""
+    return challenges.register(settings, caller, slug)
+
+
+@router.get("/{slug}/registrations")
+def list_registrations(slug: str, settings: SettingsDep, caller: CallerDep) -> list[dict[str, Any]]:
+    return challenges.list_registrations(settings, caller, slug)
+
+
+@router.post("/{slug}/registrations/{username}/approve")
+def approve(slug: str, username: str, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+    return challenges.approve(settings, caller, slug, username)
+
+
+@router.get("/{slug}/phases/{phase}/leaderboard")
+def leaderboard(slug: str, phase: str, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+    """Ranks, scores, aggregates and bootstrap rank intervals."""
+    return leaderboards.get_leaderboard(settings, caller, slug, phase)
+
+
+@router.get("/{slug}/phases/{phase}/leaderboard/cases")
+def case_results(slug: str, phase: str, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+    """Per-case metrics of the ranked submissions, where the phase makes them public."""
+    return leaderboards.get_case_results(settings, caller, slug, phase)
+
+
+@router.post("/{slug}/phases/{phase}/rerank")
+def rerank(slug: str, phase: str, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+    return leaderboards.rerank(settings, caller, slug, phase)
+
+
+@router.get("/{slug}/phases/{phase}/ranking-report")
+def ranking_report(slug: str, phase: str, settings: SettingsDep, caller: CallerDep,
+                   method: str | None = Query(default=None, max_length=40),
+                   bootstrap: int | None = Query(default=None, ge=0, le=10_000)) -> dict[str, Any]:
+    """Organizers: the ranking with its stability, by the declared recipe or another method."""
+    return leaderboards.ranking_report(settings, caller, slug, phase, method, bootstrap)

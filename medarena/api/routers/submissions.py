@@ -1,0 +1,89 @@
+"""Uploads of image tarballs in parts, and submissions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from medarena.api.deps import CallerDep, SettingsDep
+from medarena.api.schemas import SubmissionCreate, UploadCreate
+from medarena.services import submissions, uploads
+
+router = APIRouter(prefix="/api/v1", tags=["submissions"])
+
+
+@router.post("/challenges/{slug}/phases/{phase}/uploads", status_code=201)
+def create_upload(slug: str, phase: str, body: UploadCreate, settings: SettingsDep,
+                  caller: CallerDep) -> dict[str, Any]:
+    """Start an upload: its size and SHA-256; the answer says the part size and count."""
+    return uploads.create_upload(settings, caller, slug, phase, body.size, body.sha256, body.part_size,
+                                 body.filename)
+
+
+@router.get("/uploads/{upload_id}")
+def get_upload(upload_id: str, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+    """An upload's state: which parts are in (``next_part``), to resume after a dropped connection."""
+    return uploads.get_upload(settings, caller, upload_id)
+
+
+@router.put("/uploads/{upload_id}/parts/{index}")
+async def put_part(upload_id: str, index: int, request: Request, settings: SettingsDep, caller: CallerDep,
+                   x_part_sha256: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    """One part, in order, as the raw request body with its SHA-256 in ``X-Part-SHA256``."""
+    length = request.headers.get("content-length")
+    writer = await run_in_threadpool(uploads.begin_part, settings, caller, upload_id, index, x_part_sha256,
+                                     int(length) if length and length.isdigit() else None)
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                writer.write(chunk)
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    return await run_in_threadpool(uploads.get_upload, settings, caller, upload_id)
+
+
+@router.post("/uploads/{upload_id}/complete")
+def complete_upload(upload_id: str, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+    """Check the whole file's SHA-256 and that it is an image archive; then it can be submitted."""
+    return uploads.complete_upload(settings, caller, upload_id)
+
+
+@router.post("/challenges/{slug}/phases/{phase}/submissions", status_code=201)
+def submit(slug: str, phase: str, body: SubmissionCreate, settings: SettingsDep,
+           caller: CallerDep) -> dict[str, Any]:
+    """Submit a completed upload to the phase."""
+    return submissions.submit(settings, caller, slug, phase, body.upload_id, body.comment)
+
+
+@router.get("/submissions")
+def list_submissions(settings: SettingsDep, caller: CallerDep,
+                     challenge: str | None = Query(default=None, max_length=64),
+                     phase: str | None = Query(default=None, max_length=64)) -> list[dict[str, Any]]:
+    """The caller's submissions, and all of the challenges they organize."""
+    return submissions.list_submissions(settings, caller, challenge, phase)
+
+
+@router.get("/submissions/{submission_id}")
+def get_submission(submission_id: int, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+    """State, per-case states, reasons, runtimes and metrics, as far as the caller may see them."""
+    return submissions.get_submission(settings, caller, submission_id)
+
+
+@router.get("/submissions/{submission_id}/logs")
+def get_logs(submission_id: int, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+    return submissions.get_logs(settings, caller, submission_id)
+
+
+@router.post("/submissions/{submission_id}/cancel")
+def cancel(submission_id: int, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+    return submissions.cancel(settings, caller, submission_id)
+
+
+@router.post("/submissions/{submission_id}/reevaluate")
+def reevaluate(submission_id: int, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+    """Organizers: score the stored predictions again (a worker does it; nothing reruns)."""
+    return submissions.reevaluate(settings, caller, [submission_id])

@@ -1,0 +1,29 @@
+"""What the command modules share: known errors end in one line and their exit code."""
+
+from __future__ import annotations
+
+import functools
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+err = Console(stderr=True)
+
+
+def fails_cleanly(fn):
+    """Known errors become one line on stderr (plain text, never markup) and their exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from medarena.platform.errors import USER_ERRORS, exit_code
+
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as exc:
+            line = Text("error: ", style="red")
+            line.append(str(exc))
+            err.print(line, highlight=False, soft_wrap=True)
+            raise typer.Exit(exit_code(exc)) from None
+
+    return wrapper

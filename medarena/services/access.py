@@ -1,0 +1,170 @@
+"""Who may see and do what: the only place that decides it.
+
+- A site admin may do everything.
+- An organizer of a challenge edits it, opens and closes its phases, approves participants, sees
+  every submission with its logs and the platform log, hidden leaderboards, re-evaluates and
+  re-ranks.
+- A participant (registered, and approved where the challenge asks for approval) submits, and
+  sees their own submissions: states, reasons, runtimes; their scores unless the phase is hidden;
+  the logs of their cases where the phase says ``participant_logs: own``.
+- Anyone sees the challenges, public leaderboards and, where a phase makes them public, its
+  per-case results.
+
+What a caller may not see does not exist for them: :class:`NotFound`, with the same message as
+for a thing that does not exist. :class:`PermissionDenied` is only for an action on something the
+caller sees.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from medarena.accounts.tokens import Identity
+from medarena.accounts.users import roles_in
+from medarena.errors import NotFound, PermissionDenied, Unauthenticated
+from medarena.platform.account_tables import ChallengeRole, Upload
+from medarena.platform.challenges import ChallengeDefinition, PhaseDefinition
+from medarena.platform.database import Challenge, Phase, Submission
+
+
+@dataclass(frozen=True)
+class Standing:
+    """The caller's standing in one challenge."""
+
+    admin: bool = False
+    organizer: bool = False
+    participant: str | None = None  # None, "pending" or "approved"
+
+    @property
+    def staff(self) -> bool:
+        return self.admin or self.organizer
+
+
+@dataclass(frozen=True)
+class SubmissionView:
+    """What the caller sees of one submission."""
+
+    owner: bool
+    staff: bool
+    scores: bool  # aggregates and per-case metrics
+    details: bool  # reasons' details, image, comment
+    logs: bool  # stdout and stderr tails
+    platform_log: bool
+
+
+def require_login(caller: Identity | None) -> Identity:
+    if caller is None:
+        raise Unauthenticated("log in first (a bearer token: POST /api/v1/auth/token, or a personal token)")
+    return caller
+
+
+def require_admin(caller: Identity | None) -> Identity:
+    caller = require_login(caller)
+    if not caller.is_admin:
+        raise PermissionDenied("only a site admin may do this")
+    return caller
+
+
+def standing(session: Session, caller: Identity | None, challenge: Challenge) -> Standing:
+    if caller is None:
+        return Standing()
+    roles = roles_in(session, caller.user_id, challenge.id)
+    return Standing(admin=caller.is_admin, organizer="organizer" in roles, participant=roles.get("participant"))
+
+
+def require_organizer(session: Session, caller: Identity | None, challenge: Challenge) -> Standing:
+    caller = require_login(caller)
+    who = standing(session, caller, challenge)
+    if not who.staff:
+        raise PermissionDenied(f"only organizers of {challenge.slug} may do this")
+    return who
+
+
+def require_participant(session: Session, caller: Identity | None, challenge: Challenge) -> Identity:
+    caller = require_login(caller)
+    who = standing(session, caller, challenge)
+    if who.participant is None:
+        raise PermissionDenied(f"register for {challenge.slug} first (POST /api/v1/challenges/{challenge.slug}"
+                               "/registrations)")
+    if who.participant != "approved":
+        raise PermissionDenied(f"your registration for {challenge.slug} awaits an organizer's approval")
+    return caller
+
+
+def phase_rules(phase: Phase) -> PhaseDefinition:
+    return _definition(json.dumps(phase.challenge.definition, sort_keys=True)).phase(phase.slug)
+
+
+@lru_cache(maxsize=64)
+def _definition(text: str) -> ChallengeDefinition:
+    """Validating a definition costs milliseconds; every read asks for its phase rules."""
+    return ChallengeDefinition.model_validate(json.loads(text))
+
+
+def leaderboard_visible(session: Session, caller: Identity | None, phase: Phase) -> Standing:
+    who = standing(session, caller, phase.challenge)
+    if not (who.staff or phase_rules(phase).leaderboard_public):
+        raise NotFound(f"no leaderboard for {phase.challenge.slug}/{phase.slug}")
+    return who
+
+
+def case_results_visible(session: Session, caller: Identity | None, phase: Phase) -> Standing:
+    who = standing(session, caller, phase.challenge)
+    rules = phase_rules(phase)
+    if not (who.staff or (rules.leaderboard_public and rules.case_results_public)):
+        raise NotFound(f"no per-case results for {phase.challenge.slug}/{phase.slug}")
+    return who
+
+
+def submission_view(session: Session, caller: Identity | None, submission: Submission) -> SubmissionView:
+    """What the caller sees of a submission; :class:`NotFound` when nothing."""
+    who = standing(session, caller, submission.phase.challenge)
+    if who.staff:
+        return SubmissionView(owner=False, staff=True, scores=True, details=True, logs=True, platform_log=True)
+    rules = phase_rules(submission.phase)
+    if caller is not None and submission.submitter_id == caller.user_id:
+        hidden = not (rules.leaderboard_public or rules.case_results_public)
+        return SubmissionView(owner=True, staff=False, scores=not hidden, details=True,
+                              logs=rules.participant_logs == "own", platform_log=False)
+    if rules.leaderboard_public and rules.case_results_public and submission.state in ("succeeded", "failed"):
+        return SubmissionView(owner=False, staff=False, scores=True, details=False, logs=False, platform_log=False)
+    raise NotFound(f"no submission {submission.id}")
+
+
+def visible_submission(session: Session, caller: Identity | None, submission_id: int
+                       ) -> tuple[Submission, SubmissionView]:
+    submission = session.get(Submission, submission_id)
+    if submission is None:
+        raise NotFound(f"no submission {submission_id}")
+    return submission, submission_view(session, caller, submission)
+
+
+def may_cancel(view: SubmissionView, submission: Submission) -> None:
+    if not (view.owner or view.staff):
+        raise NotFound(f"no submission {submission.id}")
+
+
+def visible_submissions(session: Session, caller: Identity | None):
+    """A query of the submissions the caller may list: their own, and every one of the
+    challenges they organize (all of them for an admin)."""
+    caller = require_login(caller)
+    query = select(Submission).order_by(Submission.id)
+    if caller.is_admin:
+        return query
+    organized = select(Phase.id).join(ChallengeRole, ChallengeRole.challenge_id == Phase.challenge_id).where(
+        ChallengeRole.user_id == caller.user_id, ChallengeRole.role == "organizer")
+    return query.where((Submission.submitter_id == caller.user_id) | Submission.phase_id.in_(organized))
+
+
+def own_upload(session: Session, caller: Identity | None, upload_id: str) -> Upload:
+    """An upload is seen by the user who created it, by no one else."""
+    caller = require_login(caller)
+    upload = session.get(Upload, upload_id)
+    if upload is None or upload.user_id != caller.user_id:
+        raise NotFound(f"no upload {upload_id}")
+    return upload

@@ -1,0 +1,81 @@
+"""Leaderboards, per-case result tables, re-ranking and the ranking report."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from medarena.accounts.tokens import Identity
+from medarena.errors import NotFound
+from medarena.platform import leaderboard
+from medarena.platform.database import Job, LeaderboardEntry, Submission, session_scope
+from medarena.platform.settings import Settings
+from medarena.platform.submissions import find_phase
+from medarena.services import access
+
+
+def get_leaderboard(settings: Settings, caller: Identity | None, challenge: str, phase: str) -> dict[str, Any]:
+    with session_scope(settings.database_url) as session:
+        phase_row, _ = find_phase(session, challenge, phase)
+        access.leaderboard_visible(session, caller, phase_row)
+        rows = session.execute(select(LeaderboardEntry, Submission.participant).join(
+            Submission, Submission.id == LeaderboardEntry.submission_id).where(
+            LeaderboardEntry.phase_id == phase_row.id).order_by(LeaderboardEntry.rank, LeaderboardEntry.id)).all()
+        return {"challenge": challenge, "phase": phase,
+                "entries": [{"rank": e.rank, "submission": e.submission_id, "participant": participant,
+                             "score": e.score, "rank_low": e.rank_low, "rank_high": e.rank_high,
+                             "columns": e.columns, "computed_at": e.computed_at} for e, participant in rows]}
+
+
+def get_case_results(settings: Settings, caller: Identity | None, challenge: str, phase: str) -> dict[str, Any]:
+    """Per-case metrics of the ranked submissions, where the phase makes them public (or for organizers)."""
+    with session_scope(settings.database_url) as session:
+        phase_row, _ = find_phase(session, challenge, phase)
+        access.case_results_visible(session, caller, phase_row)
+        ranked = select(LeaderboardEntry.submission_id).where(LeaderboardEntry.phase_id == phase_row.id)
+        submissions = session.scalars(select(Submission).where(Submission.id.in_(ranked)).options(
+            selectinload(Submission.jobs).selectinload(Job.case),
+            selectinload(Submission.jobs).selectinload(Job.metrics))).all()
+        rows = []
+        for submission in submissions:
+            for job in submission.jobs:
+                base = {"submission": submission.id, "participant": submission.participant, "case": job.case.name,
+                        "state": job.state}
+                metric_rows = leaderboard.job_rows(job) or [{}]
+                for row in metric_rows:
+                    rows.append({**base, "label": row.get("label"),
+                                 "metrics": {k: _json_float(v) for k, v in row.items() if k not in ("case", "label")}})
+        return {"challenge": challenge, "phase": phase, "rows": rows}
+
+
+def _json_float(value):
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def rerank(settings: Settings, caller: Identity | None, challenge: str, phase: str) -> dict[str, Any]:
+    """Organizers: rank the phase again from stored metrics with its declared recipe."""
+    with session_scope(settings.database_url) as session:
+        phase_row, _ = find_phase(session, challenge, phase)
+        access.require_organizer(session, caller, phase_row.challenge)
+        leaderboard.rank_phase(session, phase_row)
+    return get_leaderboard(settings, caller, challenge, phase)
+
+
+def ranking_report(settings: Settings, caller: Identity | None, challenge: str, phase: str,
+                   method: str | None = None, bootstrap: int | None = None) -> dict[str, Any]:
+    """Organizers: the ranking with its stability (bootstrap rank intervals), by the declared
+    recipe or another method for comparison; the leaderboard stays as it is."""
+    with session_scope(settings.database_url) as session:
+        phase_row, _ = find_phase(session, challenge, phase)
+        access.require_organizer(session, caller, phase_row.challenge)
+        overrides = {k: v for k, v in (("method", method), ("bootstrap", bootstrap)) if v is not None}
+        ranking, note, parsed, _table = leaderboard.compute_ranking(session, phase_row, overrides)
+        if parsed is None:
+            raise NotFound(f"phase {challenge}/{phase} has no scored submissions yet")
+        records = [{k: _json_float(v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+                   for row in ranking.to_dict("records")]
+        return {"challenge": challenge, "phase": phase, "method": parsed.method, "note": note or "",
+                "rows": records}
