@@ -122,7 +122,7 @@ def submit(image: Annotated[str, typer.Argument(help="an image tarball (podman/d
 
     if client := cli_remote.connected():
         return cli_remote.submit(client, image, challenge, phase, comment, follow)
-    if not participant:
+    if participant is None:
         raise typer.BadParameter("--participant/-u is needed without a login (`medarena login URL`)")
     submission_id, digest = organizer.submit(_settings(), challenge, phase, participant, image, comment)
     console.print(plain(f"submission {submission_id} queued ({digest[:19]})"))
