@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 app = typer.Typer(help="medarena: run medical-imaging challenges.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -25,6 +26,8 @@ err = Console(stderr=True)
 
 Challenge = Annotated[str, typer.Option("--challenge", "-c", help="challenge slug")]
 PhaseOpt = Annotated[str, typer.Option("--phase", "-p", help="phase slug")]
+ModelOpt = Annotated[Path | None, typer.Option(
+    "--model", help="a model tarball (.tar.gz), extracted read-only at /opt/ml/model for every case")]
 
 
 def fails_cleanly(fn):
@@ -104,11 +107,11 @@ def data_ingest(source: Path, challenge: Challenge, phase: PhaseOpt):
 def submit(image: Annotated[str, typer.Argument(help="an image tarball (podman/docker save) or a local image name")],
            challenge: Challenge, phase: PhaseOpt,
            participant: Annotated[str, typer.Option("--participant", "-u")],
-           comment: str = ""):
+           comment: str = "", model: ModelOpt = None):
     """Submit an algorithm image to a phase; prints the submission id."""
     from medarena.platform import organizer
 
-    submission_id, digest = organizer.submit(_settings(), challenge, phase, participant, image, comment)
+    submission_id, digest = organizer.submit(_settings(), challenge, phase, participant, image, comment, model)
     console.print(f"submission {submission_id} queued ({digest[:19]})")
 
 
@@ -180,7 +183,7 @@ def status(challenge: Annotated[str | None, typer.Option("--challenge", "-c")] =
     """Submissions with their state and per-state case counts."""
     from medarena.platform import organizer
 
-    table = Table("id", "challenge/phase", "participant", "state", "cases", "submitted")
+    table = Table("id", "challenge/phase", "participant", "state", "cases", "submitted", "image", "model")
     for row in organizer.submission_status(_settings(), challenge):
         table.add_row(*map(str, row))
     console.print(table)
@@ -194,6 +197,10 @@ def results(submission: int, output: Annotated[Path | None, typer.Option(help="w
     from medarena.platform import organizer
 
     data = organizer.submission_results(_settings(), submission)
+    console.print(f"image {data['image_digest']}" + (f"  model {data['model_digest']}" if data["model_digest"] else ""),
+                  highlight=False)
+    if data["evaluation_state"] == "failed":
+        console.print(Text(f"evaluation failed (the organizer's to fix): {data['evaluation_detail']}"))
     _print_case_table(data["cases"])
     for case in data["cases"] if logs else []:
         if case["state"] == "failed" and (case["stdout_tail"] or case["stderr_tail"]):
@@ -232,7 +239,9 @@ def _fmt(value) -> str:
 @app.command(name="try")
 @fails_cleanly
 def try_(image: str, challenge: Challenge, phase: PhaseOpt,
-         case: Annotated[list[str] | None, typer.Option("--case")] = None):
+         case: Annotated[list[str] | None, typer.Option("--case")] = None,
+         model: Annotated[Path | None, typer.Option(
+             "--model", help="a model tarball or folder, mounted read-only at /opt/ml/model")] = None):
     """Run an image over a phase's cases locally, with the platform's runner and checks.
 
     Nothing is written to the database.
@@ -242,7 +251,7 @@ def try_(image: str, challenge: Challenge, phase: PhaseOpt,
     with _progress() as progress:
         task = progress.add_task("cases", total=None)
         rows = organizer.try_image(_settings(), image, challenge, phase, case,
-                                   on_progress=lambda d, t: progress.update(task, completed=d, total=t))
+                                   on_progress=lambda d, t: progress.update(task, completed=d, total=t), model=model)
     _print_case_table(rows)
     failed = [r for r in rows if r["state"] != "succeeded"]
     if failed:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -78,8 +78,46 @@ class Interface(Strict):
         return self
 
 
+JSONPATH = r"^[^.\s]+(\.[^.\s]+)*$"  # the dotted subset of JSONPath that grand-challenge reads: keys only
+
+
+class ResultsColumn(Strict):
+    """One extra leaderboard column read from metrics.json (grand-challenge's extra_results_columns)."""
+
+    title: str = Field(min_length=1, max_length=100)
+    path: str = Field(pattern=JSONPATH, max_length=500)
+    order: Literal["asc", "desc"] = "desc"
+    error_path: str | None = Field(default=None, pattern=JSONPATH, max_length=500)
+    exclude_from_ranking: bool = False
+
+
+class EvaluationContainer(Strict):
+    """The organizer's own evaluation image, run once per submission with grand-challenge's
+    evaluation contract (see :mod:`medarena.platform.evaluation_container`)."""
+
+    image: str = Field(min_length=1, description="an image tarball (podman/docker save) or a local image name")
+    ground_truth: str | None = Field(default=None, description="a folder or .tar.gz, relative to the definition")
+    score_jsonpath: str = Field(pattern=JSONPATH, max_length=500)
+    score_title: str = Field(default="score", min_length=1, max_length=100)
+    score_default_sort: Literal["asc", "desc"] = "desc"
+    score_error_jsonpath: str | None = Field(default=None, pattern=JSONPATH, max_length=500)
+    extra_results_columns: list[ResultsColumn] = Field(default_factory=list, max_length=50)
+    limits: Limits = Field(default_factory=Limits)
+    # pinned by `challenge create`, never written by the organizer
+    image_digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
+    ground_truth_digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _distinct_titles(self) -> EvaluationContainer:
+        titles = [self.score_title, *(c.title for c in self.extra_results_columns)]
+        if len(set(titles)) != len(titles):
+            raise ValueError("extra_results_columns: two columns share a title (the score's among them)")
+        return self
+
+
 class Evaluation(Strict):
-    task: str
+    task: str | None = None
+    container: EvaluationContainer | None = None
     # task role -> socket slug; roles of the reference side may name input or reference sockets
     reference: dict[str, str] = Field(default_factory=dict)
     prediction: dict[str, str] = Field(default_factory=dict)
@@ -87,8 +125,8 @@ class Evaluation(Strict):
 
     @field_validator("task")
     @classmethod
-    def _known_task(cls, value: str) -> str:
-        if value not in TASK_MODULES:
+    def _known_task(cls, value: str | None) -> str | None:
+        if value is not None and value not in TASK_MODULES:
             raise ValueError(f"unknown task {value!r}; known: {', '.join(TASK_MODULES)}")
         return value
 
@@ -114,8 +152,17 @@ class ChallengeDefinition(Strict):
         inputs = {s.slug for s in self.interface.inputs}
         outputs = {s.slug for s in self.interface.outputs}
         refs = {s.slug for s in self.interface.references}
-        task = get_task(self.evaluation.task)
+        for socket in [*self.interface.outputs, *self.interface.references]:
+            if socket.same_grid_as and socket.same_grid_as not in inputs:
+                raise ValueError(f"interface: {socket.slug}.same_grid_as names no input {socket.same_grid_as!r}")
         ev = self.evaluation
+        if ev.task is None:
+            if ev.container is None:
+                raise ValueError("evaluation: give a built-in task, an evaluation container, or both")
+            if ev.reference or ev.prediction or ev.settings:
+                raise ValueError("evaluation: reference, prediction and settings need a built-in task")
+            return self._check_ranking(ev)
+        task = get_task(ev.task)
         ev.reference = {**_infer_roles(task.reference_roles, inputs | refs, refs), **ev.reference}
         ev.prediction = {**_infer_roles(task.prediction_roles, outputs, outputs), **ev.prediction}
         for role, slug in ev.reference.items():
@@ -129,13 +176,13 @@ class ChallengeDefinition(Strict):
             if len(roles) == 1 and roles[0] not in mapping:
                 raise ValueError(f"evaluation.{side}: the {ev.task} task needs its role {roles[0]!r} "
                                  f"mapped to a socket (e.g. {side}: {{{roles[0]}: SOCKET}})")
-        for socket in [*self.interface.outputs, *self.interface.references]:
-            if socket.same_grid_as and socket.same_grid_as not in inputs:
-                raise ValueError(f"interface: {socket.slug}.same_grid_as names no input {socket.same_grid_as!r}")
         try:
             ev.task_settings()
         except ValidationError as exc:
             raise ValueError(f"evaluation.settings: {_first_error(exc)}") from None
+        return self._check_ranking(ev)
+
+    def _check_ranking(self, ev: Evaluation) -> ChallengeDefinition:
         if self.ranking:
             from medarena.evaluators.ranking import RankingRecipe
 

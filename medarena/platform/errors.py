@@ -8,6 +8,7 @@ from medarena.platform.offline import EvaluationSetupError
 from medarena.platform.runner import ImageError, RunnerError
 from medarena.platform.scheduler import SchedulerError
 from medarena.platform.submissions import SubmissionError
+from medarena.platform.tarballs import TarballError
 
 
 class NotFound(LookupError):
@@ -16,4 +17,4 @@ class NotFound(LookupError):
 
 # RunnerError: podman missing or failing, which the person at the command line has to fix
 USER_ERRORS = (DefinitionError, IngestError, SubmissionError, ImageError, RunnerError, EvaluationSetupError,
-               CaseError, NotFound, FileNotFoundError, SchedulerError, RankingError)
+               CaseError, NotFound, FileNotFoundError, SchedulerError, RankingError, TarballError)

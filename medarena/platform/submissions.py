@@ -31,7 +31,7 @@ def find_phase(session: Session, challenge_slug: str, phase_slug: str) -> tuple[
 
 def create_submission(session: Session, challenge_slug: str, phase_slug: str, participant: str,
                       image: str, image_digest: str, comment: str = "",
-                      now: dt.datetime | None = None) -> Submission:
+                      now: dt.datetime | None = None, model: str = "", model_digest: str | None = None) -> Submission:
     """Record a queued submission after checking the phase window and the participant's limit.
 
     The check and the insert happen in one transaction that first takes a write lock (SQLite:
@@ -53,13 +53,15 @@ def create_submission(session: Session, challenge_slug: str, phase_slug: str, pa
         used = session.scalar(
             select(func.count(Submission.id)).where(
                 Submission.phase_id == phase.id, Submission.participant == participant,
-                Submission.created_at >= since, Submission.state != "cancelled"))
+                Submission.created_at >= since, Submission.state != "cancelled",
+                # an evaluation container that failed is the organizer's fault, never the participant's
+                Submission.evaluation_state.is_distinct_from("failed")))
         if used >= rules.submission_limit:
             raise SubmissionError(
                 f"participant {participant!r} has used {used} of {rules.submission_limit} submissions to "
                 f"{challenge_slug}/{phase_slug} in the last {rules.limit_period_days:g} day(s)")
     submission = Submission(phase=phase, participant=participant, image=image, image_digest=image_digest,
-                            comment=comment, state="queued", created_at=now)
+                            comment=comment, state="queued", created_at=now, model=model, model_digest=model_digest)
     session.add(submission)
     session.flush()
     return submission
