@@ -35,8 +35,10 @@ def create_challenge(settings: Settings, path: Path) -> tuple[str, bool]:
         else:
             _check_compatible(challenge, definition, path)
         challenge.title, challenge.description = definition.title, definition.description
-        rerank_needed = not created and challenge.definition.get("ranking") != definition.model_dump(
-            mode="json")["ranking"]
+        new = definition.model_dump(mode="json")
+        # a new recipe, or new leaderboard columns of an evaluation container, re-rank from what is stored
+        rerank_needed = not created and (challenge.definition.get("ranking") != new["ranking"] or (
+            new["evaluation"]["container"] and challenge.definition["evaluation"] != new["evaluation"]))
         challenge.definition = definition.model_dump(mode="json")
         challenge.source_path = str(Path(path).absolute())
         have = {p.slug: p for p in challenge.phases}
