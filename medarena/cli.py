@@ -209,6 +209,9 @@ def results(submission: int, output: Annotated[Path | None, typer.Option(help="w
                 if case[name].strip():
                     console.print(f"[bold]{name.removesuffix('_tail')}[/bold]")
                     console.print(escape(case[name].rstrip()), highlight=False)
+    if logs and data["evaluation_log"].strip():
+        console.rule("evaluation container")
+        console.print(Text(data["evaluation_log"].rstrip()))
     for name, value in data["dataset"].items():
         if isinstance(value, (int, float)):
             console.print(f"{name}: {value:.4g}")

@@ -188,7 +188,8 @@ def submission_results(settings: Settings, submission_id: int) -> dict[str, Any]
         return {"submission": submission.id, "participant": submission.participant,
                 "state": submission.state, "image_digest": submission.image_digest,
                 "model_digest": submission.model_digest, "evaluation_state": submission.evaluation_state,
-                "evaluation_detail": submission.evaluation_detail, "cases": cases,
+                "evaluation_detail": submission.evaluation_detail,
+                "evaluation_log": submission.evaluation_log, "cases": cases,
                 "aggregates": submission.aggregates, "dataset": submission.dataset_metrics or {}}
 
 

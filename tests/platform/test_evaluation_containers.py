@@ -208,8 +208,9 @@ def test_the_organizer_sees_the_evaluation_log(scored_phase):
     scheduler.reevaluate(settings, [zeros])
     sub = submissions(settings)[zeros]
     assert "the evaluation broke on purpose" in sub.evaluation_log and "evaluation mode exit" in sub.evaluation_log
-    result = runner.invoke(app, ["results", str(zeros)])
-    assert "evaluation failed (the organizer's to fix)" in " ".join(result.output.split())
+    result = runner.invoke(app, ["results", str(zeros), "--logs"])
+    shown = " ".join(result.output.split())
+    assert "evaluation failed (the organizer's to fix)" in shown and "the evaluation broke on purpose" in shown
 
 
 def bad_tarball(path, name, kind=tarfile.REGTYPE, link=""):
