@@ -45,6 +45,7 @@ JSON_COLUMNS = {
     ("cases", "info"),
     ("submissions", "dataset_metrics"),
     ("submissions", "aggregates"),
+    ("submissions", "metrics_json"),
     ("jobs", "pooled"),
     ("leaderboard_entries", "columns"),
 }
