@@ -3,6 +3,7 @@ it gave, and ranking a phase on its leaderboard columns. Only the driver calls t
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -61,7 +62,13 @@ def evaluate_ready(settings: Settings, submission_ids: Iterable[int] | None,
                                     if settings.ray_address and container.image_digest else None),
                 container_name=f"medarena-{scheduler.namespace(settings)}-eval{submission.id}"))
     for run in runs:
-        outcome = ec.run_evaluation(run)
+        try:
+            outcome = ec.run_evaluation(run)
+        except Exception as exc:  # noqa: BLE001 - podman or the store failed: neither side's fault
+            outcome = ec.EvaluationOutcome(
+                False, f"{run.where}: the platform failed while running the evaluation container "
+                       f"({type(exc).__name__}: {str(exc)[:300]}); `medarena reevaluate {run.submission_id}` "
+                       "runs it again", traceback.format_exc()[-4000:])
         record(settings, run.submission_id, outcome)
         if not outcome.ok and on_notice:
             on_notice(f"evaluation failed ({outcome.detail}); the organizer sees its log with "
