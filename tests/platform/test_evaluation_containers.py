@@ -243,3 +243,30 @@ def test_a_ground_truth_tarball_with_links_or_escaping_paths_creates_nothing(
     assert not (home.home / "store" / "references").exists()
     with pytest.raises(DefinitionError):
         organizer.create_challenge(home, path)
+
+
+@pytest.mark.podman
+def test_a_platform_fault_during_the_evaluation_is_recorded_and_never_stops_the_scheduler(
+        example_images, home, tmp_path, monkeypatch):
+    gc_phase.build_probe(example_images)
+    organizer.create_challenge(home, gc_phase.definition(tmp_path))
+    organizer.ingest_phase(home, "gcprobe", "test", gc_phase.write_cases(tmp_path / "source"))
+    sid, _ = organizer.submit(home, "gcprobe", "test", "ann", gc_phase.PROBE)
+    with session_scope(home.database_url) as session:  # as if every case had run
+        submission = session.get(Submission, sid)
+        scheduler.expand(session, submission)
+        for job in submission.jobs:
+            job.state = "succeeded"
+
+    def broken(run):
+        raise OSError("the store went away")
+
+    monkeypatch.setattr("medarena.platform.evaluation_container.run_evaluation", broken)
+    notices = []
+    assert scheduler.run(home, [sid], on_notice=notices.append) == [sid]
+    sub = submissions(home)[sid]
+    assert sub.evaluation_state == "failed"
+    assert sub.evaluation_detail == (f"phase gcprobe/test, submission {sid}: the platform failed while running the "
+                                     f"evaluation container (OSError: the store went away); `medarena reevaluate "
+                                     f"{sid}` runs it again")
+    assert "OSError: the store went away" in sub.evaluation_log and notices
