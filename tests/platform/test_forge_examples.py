@@ -100,7 +100,7 @@ def forge_phase(example_images, home, tmp_path):
 
 
 @pytest.mark.podman
-def test_the_forge_algorithm_and_evaluation_run_unchanged(forge_phase, ray_cluster):
+def test_the_forge_algorithm_runs_unchanged_through_try(forge_phase):
     settings, model = forge_phase
     # `try`, with the model tarball and with the model folder
     result = runner.invoke(app, ["try", ALGORITHM, "-c", "forge-demo", "-p", "test", "--model", str(model)])
@@ -112,7 +112,12 @@ def test_the_forge_algorithm_and_evaluation_run_unchanged(forge_phase, ray_clust
     rows = organizer.try_image(settings, ALGORITHM, "forge-demo", "test", ["case-a"])
     assert rows[0]["state"] == "failed" and "some_tarball_resource.txt" in rows[0]["stderr_tail"]
 
-    # `submit` and run: the evaluation method scores the submission
+
+
+@pytest.mark.podman
+def test_the_forge_algorithm_and_evaluation_method_run_unchanged_as_a_phase(forge_phase, ray_cluster):
+    """`submit` and run: the evaluation method scores the submission; the leaderboard shows its column."""
+    settings, model = forge_phase
     result = runner.invoke(app, ["submit", ALGORITHM, "-c", "forge-demo", "-p", "test", "-u", "ann",
                                  "--model", str(model)])
     assert result.exit_code == 0, result.output
