@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -62,8 +63,9 @@ def build_with_standin_base(folder: str, tag: str, tmp_path: Path) -> None:
 def forge_phase(example_images, home, tmp_path):
     if not podman_available():
         pytest.skip("podman is not installed")
+    pip = str(Path(sys.executable).parent / "pip")  # the wheels come from the index this environment uses
     standin = subprocess.run(["bash", str(REPO / "infra" / "build-pytorch-standin.sh")], capture_output=True,
-                             text=True, env=podman_env(), timeout=1800)
+                             text=True, env={**podman_env(), "PIP": pip}, timeout=1800)
     assert standin.returncode == 0, standin.stderr
     build_with_standin_base("example-algorithm", ALGORITHM, tmp_path)
     build_with_standin_base("example-evaluation-method", EVALUATION, tmp_path)
