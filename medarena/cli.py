@@ -28,6 +28,8 @@ err = Console(stderr=True)
 
 Challenge = Annotated[str, typer.Option("--challenge", "-c", help="challenge slug")]
 PhaseOpt = Annotated[str, typer.Option("--phase", "-p", help="phase slug")]
+ModelOpt = Annotated[Path | None, typer.Option(
+    "--model", help="a model tarball (.tar.gz), extracted read-only at /opt/ml/model for every case")]
 
 
 def fails_cleanly(fn):
@@ -112,19 +114,22 @@ def submit(image: Annotated[str, typer.Argument(help="an image tarball (podman/d
            challenge: Challenge, phase: PhaseOpt,
            participant: Annotated[str | None, typer.Option("--participant", "-u",
                                                            help="who submits (without a login)")] = None,
-           comment: str = "",
+           comment: str = "", model: ModelOpt = None,
            follow: Annotated[bool, typer.Option(help="follow the cases to the end (with a login)")] = False):
-    """Submit an algorithm image to a phase; prints the submission id.
+    """Submit an algorithm image (and its model tarball) to a phase; prints the submission id.
 
     Logged in (`medarena login`), the image goes to the server in parts; otherwise it is recorded
     in the local database."""
     from medarena.platform import organizer
 
     if client := cli_remote.connected():
+        if model is not None:
+            raise typer.BadParameter("--model is not taken by the server yet: submit on the server's machine, "
+                                     "or build the model into the image")
         return cli_remote.submit(client, image, challenge, phase, comment, follow)
     if participant is None:
         raise typer.BadParameter("--participant/-u is needed without a login (`medarena login URL`)")
-    submission_id, digest = organizer.submit(_settings(), challenge, phase, participant, image, comment)
+    submission_id, digest = organizer.submit(_settings(), challenge, phase, participant, image, comment, model)
     console.print(plain(f"submission {submission_id} queued ({digest[:19]})"))
 
 
@@ -208,7 +213,7 @@ def status(challenge: Annotated[str | None, typer.Option("--challenge", "-c")] =
     if client := cli_remote.connected():
         return cli_remote.status(client, challenge)
 
-    table = _table("id", "challenge/phase", "participant", "state", "cases", "submitted")
+    table = _table("id", "challenge/phase", "participant", "state", "cases", "submitted", "image", "model")
     for row in organizer.submission_status(_settings(), challenge):
         table.add_row(*map(plain, row))
     console.print(table)
@@ -225,6 +230,10 @@ def results(submission: int, output: Annotated[Path | None, typer.Option(help="w
         return cli_remote.results(client, submission, output, logs)
 
     data = organizer.submission_results(_settings(), submission)
+    console.print(f"image {data['image_digest']}" + (f"  model {data['model_digest']}" if data["model_digest"] else ""),
+                  highlight=False)
+    if data["evaluation_state"] == "failed":
+        console.print(Text(f"evaluation failed (the organizer's to fix): {data['evaluation_detail']}"))
     _print_case_table(data["cases"])
     for case in data["cases"] if logs else []:
         if case["state"] == "failed" and (case["stdout_tail"] or case["stderr_tail"]):
@@ -233,6 +242,9 @@ def results(submission: int, output: Annotated[Path | None, typer.Option(help="w
                 if case[name].strip():
                     console.print(name.removesuffix("_tail"), style="bold")
                     console.print(plain(case[name].rstrip(), lines=True))
+    if logs and data["evaluation_log"].strip():
+        console.rule("evaluation container")
+        console.print(plain(data["evaluation_log"].rstrip(), lines=True))
     for name, value in data["dataset"].items():
         if isinstance(value, (int, float)):
             console.print(plain(f"{name}: {value:.4g}"))
@@ -271,7 +283,9 @@ def _fmt(value) -> str:
 @app.command(name="try")
 @fails_cleanly
 def try_(image: str, challenge: Challenge, phase: PhaseOpt,
-         case: Annotated[list[str] | None, typer.Option("--case")] = None):
+         case: Annotated[list[str] | None, typer.Option("--case")] = None,
+         model: Annotated[Path | None, typer.Option(
+             "--model", help="a model tarball or folder, mounted read-only at /opt/ml/model")] = None):
     """Run an image over a phase's cases locally, with the platform's runner and checks.
 
     Nothing is written to the database.
@@ -281,7 +295,7 @@ def try_(image: str, challenge: Challenge, phase: PhaseOpt,
     with _progress() as progress:
         task = progress.add_task("cases", total=None)
         rows = organizer.try_image(_settings(), image, challenge, phase, case,
-                                   on_progress=lambda d, t: progress.update(task, completed=d, total=t))
+                                   on_progress=lambda d, t: progress.update(task, completed=d, total=t), model=model)
     _print_case_table(rows)
     failed = [r for r in rows if r["state"] != "succeeded"]
     if failed:

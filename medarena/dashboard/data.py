@@ -86,6 +86,8 @@ class SubmissionInfo:
     dataset_metrics: dict[str, Any]
     aggregates: dict[str, Any]
     rules: PhaseInfo
+    model_digest: str | None = None  # the model tarball's sha256, when one came with the image
+    evaluation_state: str | None = None  # the phase's evaluation container: succeeded or failed
 
 
 def _rules(definition: dict[str, Any], phase_slug: str) -> PhaseDefinition:
@@ -259,7 +261,8 @@ def submission_info(url: str, submission_id: int) -> SubmissionInfo | None:
             finished_at=submission.finished_at,
             job_states=dict(_job_counts(session, [submission.id])[submission.id]),
             dataset_metrics=(submission.dataset_metrics or {}) if public else {},
-            aggregates=(submission.aggregates or {}) if public else {}, rules=rules)
+            aggregates=(submission.aggregates or {}) if public else {}, rules=rules,
+            model_digest=submission.model_digest, evaluation_state=submission.evaluation_state)
 
 
 CASE_COLUMNS = ["case", "state", "reason", "detail", "runtime (s)", "attempts"]

@@ -23,6 +23,7 @@ from medarena.platform.contract import InvalidOutput, MissingOutput, OutputTooLa
 from medarena.platform.outputfs import OutputFolder, remove_tree
 from medarena.platform.runner import RunnerError, ensure_image, run_container
 
+MODEL_MOUNT = "/opt/ml/model"
 LAZY_VOXELS = 256**3  # above this, a segmentation case is evaluated from its zarr chunks
 
 
@@ -39,6 +40,10 @@ class CaseJob:
     job_id: int | None = None  # None for ``medarena try``
     image_archive: str | None = None  # on a cluster: the image in the shared store, for nodes without it
     namespace: str = ""  # tells apart the platforms that share one podman (a hash of the database URL)
+    scope: str = ""  # "<challenge>/<phase>": makes the ids in inputs.json stable
+    model_digest: str | None = None  # the model tarball, extracted read-only at /opt/ml/model
+    model_url: str | None = None  # where the node fetches it (the store), or a local tarball
+    model_dir: str | None = None  # ``medarena try`` with a model folder: mounted as it is
 
 
 @dataclass
@@ -73,16 +78,20 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
             (workdir / "input").mkdir(parents=True)
             output.open()
             values = casestore.read_case(job.inputs_url, job.case, [s.slug for s in definition.interface.inputs])
-            write_inputs(workdir / "input", definition.interface.inputs, values)
+            write_inputs(workdir / "input", definition.interface.inputs, values, case=job.case, scope=job.scope)
         except Exception as exc:  # noqa: BLE001 - the platform's fault, not the participant's
             return _platform_error(job.case, "exporting the inputs", exc)
+        try:
+            mounts = model_mounts(job)
+        except Exception as exc:  # noqa: BLE001 - checked at submission: a fault here is the platform's
+            return _platform_error(job.case, "preparing the model", exc)
         limits = definition.limits
         name = container_name(job)
         try:
             if job.image_archive:
                 ensure_image(job.image, job.image_archive)
             result = run_container(job.image, workdir / "input", output.path, limits,
-                                   gpu_ids=gpu_ids, name=name, output=output)
+                                   gpu_ids=gpu_ids, name=name, output=output, read_only_mounts=mounts)
         except RunnerError as exc:  # podman itself failed (a node without the GPU, ...)
             return _platform_error(job.case, "starting the container", exc)
         outcome = CaseOutcome(case=job.case, state="failed", stdout_tail=result.stdout_tail,
@@ -124,6 +133,8 @@ def evaluate_case(job: CaseJob, predictions: dict[str, Any] | None = None) -> Ca
     """Score one case's predictions (read from the predictions store when not given)."""
     definition = ChallengeDefinition.model_validate(job.definition)
     evaluation = definition.evaluation
+    if evaluation.task is None:  # scored by the phase's evaluation container, once all cases ran
+        return CaseOutcome(case=job.case, state="succeeded")
     task = get_task(evaluation.task)
     settings = evaluation.task_settings()
     outcome = CaseOutcome(case=job.case, state="failed")
@@ -150,6 +161,17 @@ def evaluate_case(job: CaseJob, predictions: dict[str, Any] | None = None) -> Ca
     outcome.pooled = jsonable(result.pooled)
     outcome.notes = list(result.notes)
     return outcome
+
+
+def model_mounts(job: CaseJob) -> list[tuple[Path, str]]:
+    """The model, extracted once per node (keyed by its digest), mounted read-only at /opt/ml/model."""
+    if job.model_dir:
+        return [(Path(job.model_dir), MODEL_MOUNT)]
+    if not job.model_digest:
+        return []
+    from medarena.platform.tarballs import ensure_extracted
+
+    return [(ensure_extracted(job.model_digest, job.model_url, Path(job.scratch) / "models"), MODEL_MOUNT)]
 
 
 def container_name(job: CaseJob) -> str:

@@ -164,14 +164,55 @@ class Interface(Strict):
         return self
 
 
+JSONPATH = r"^[^.\s]+(\.[^.\s]+)*$"  # the dotted subset of JSONPath that grand-challenge reads: keys only
+
+
+class ResultsColumn(Strict):
+    """One extra leaderboard column read from metrics.json (grand-challenge's extra_results_columns)."""
+
+    title: str = Field(min_length=1, max_length=100)
+    path: str = Field(pattern=JSONPATH, max_length=500)
+    order: Literal["asc", "desc"] = "desc"
+    error_path: str | None = Field(default=None, pattern=JSONPATH, max_length=500)
+    exclude_from_ranking: bool = False
+
+
+class EvaluationContainer(Strict):
+    """The organizer's own evaluation image, run once per submission with grand-challenge's
+    evaluation contract (see :mod:`medarena.platform.evaluation_container`)."""
+
+    image: str = Field(min_length=1, description="an image tarball (podman/docker save) or a local image name")
+    ground_truth: str | None = Field(default=None, description="a folder or .tar.gz, relative to the definition")
+    score_jsonpath: str = Field(pattern=JSONPATH, max_length=500)
+    score_title: str = Field(default="score", min_length=1, max_length=100)
+    score_default_sort: Literal["asc", "desc"] = "desc"
+    score_error_jsonpath: str | None = Field(default=None, pattern=JSONPATH, max_length=500)
+    extra_results_columns: list[ResultsColumn] = Field(default_factory=list, max_length=50)
+    limits: Limits = Field(default_factory=Limits)
+    # pinned by `challenge create`, never written by the organizer
+    image_digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
+    ground_truth_digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _distinct_titles(self) -> EvaluationContainer:
+        titles = [self.score_title, *(c.title for c in self.extra_results_columns)]
+        if len(set(titles)) != len(titles):
+            raise ValueError("extra_results_columns: two columns share a title (the score's among them)")
+        return self
+
+
 class Evaluation(Strict):
-    """How each case is scored: a built-in task, which socket plays which of its roles, its settings.
+    """How each case is scored: a built-in task (which socket plays which of its roles, its
+    settings), or the organizer's own evaluation container, or both.
 
     A role named like a socket maps to it, and a task's only role maps to the only candidate
     socket, so simple definitions can leave ``reference`` and ``prediction`` out.
     """
 
-    task: str = Field(description="segmentation, detection, classification, registration or fusion")
+    task: str | None = Field(default=None, description="segmentation, detection, classification, registration "
+                             "or fusion; may be left out when an evaluation container scores the phase")
+    container: EvaluationContainer | None = Field(default=None, description="the organizer's evaluation "
+                                                  "container, as on grand-challenge.org")
     # task role -> socket slug; roles of the reference side may name input or reference sockets
     reference: dict[str, str] = Field(default_factory=dict, description="task role -> input or reference "
                                       "socket (e.g. mask: segmentation)")
@@ -180,8 +221,8 @@ class Evaluation(Strict):
 
     @field_validator("task")
     @classmethod
-    def _known_task(cls, value: str) -> str:
-        if value not in TASK_MODULES:
+    def _known_task(cls, value: str | None) -> str | None:
+        if value is not None and value not in TASK_MODULES:
             raise ValueError(f"unknown task {value!r}; known: {', '.join(TASK_MODULES)}")
         return value
 
@@ -237,8 +278,17 @@ class ChallengeDefinition(Strict):
         inputs = {s.slug for s in self.interface.inputs}
         outputs = {s.slug for s in self.interface.outputs}
         refs = {s.slug for s in self.interface.references}
-        task = get_task(self.evaluation.task)
+        for socket in [*self.interface.outputs, *self.interface.references]:
+            if socket.same_grid_as and socket.same_grid_as not in inputs:
+                raise ValueError(f"interface: {socket.slug}.same_grid_as names no input {socket.same_grid_as!r}")
         ev = self.evaluation
+        if ev.task is None:
+            if ev.container is None:
+                raise ValueError("evaluation: give a built-in task, an evaluation container, or both")
+            if ev.reference or ev.prediction or ev.settings:
+                raise ValueError("evaluation: reference, prediction and settings need a built-in task")
+            return self._check_ranking(ev)
+        task = get_task(ev.task)
         ev.reference = {**_infer_roles(task.reference_roles, inputs | refs, refs), **ev.reference}
         ev.prediction = {**_infer_roles(task.prediction_roles, outputs, outputs), **ev.prediction}
         for side, roles, mapping in (("reference", task.reference_roles, ev.reference),
@@ -258,13 +308,13 @@ class ChallengeDefinition(Strict):
             if len(roles) == 1 and roles[0] not in mapping:
                 raise ValueError(f"evaluation.{side}: the {ev.task} task needs its role {roles[0]!r} "
                                  f"mapped to a socket (e.g. {side}: {{{roles[0]}: SOCKET}})")
-        for socket in [*self.interface.outputs, *self.interface.references]:
-            if socket.same_grid_as and socket.same_grid_as not in inputs:
-                raise ValueError(f"interface: {socket.slug}.same_grid_as names no input {socket.same_grid_as!r}")
         try:
-            task_settings = ev.task_settings()
+            ev.task_settings()
         except ValidationError as exc:
             raise ValueError(f"evaluation.settings: {_first_error(exc)}") from None
+        return self._check_ranking(ev)
+
+    def _check_ranking(self, ev: Evaluation) -> ChallengeDefinition:
         if self.ranking:
             from medarena.evaluators.ranking import RankingRecipe
 
@@ -276,7 +326,7 @@ class ChallengeDefinition(Strict):
                 raise ValueError(f"ranking.bootstrap: at most {MAX_BOOTSTRAP} resamples")
             scored = ev.settings.get("metrics")
             # segmentation rows are named by the declared labels (registration adds landmark rows)
-            labels = getattr(task_settings, "labels", None) if ev.task == "segmentation" else None
+            labels = getattr(ev.task_settings(), "labels", None) if ev.task == "segmentation" else None
             for i, item in enumerate(recipe.metrics):
                 if scored and item.metric not in scored:
                     raise ValueError(f"ranking.metrics.{i}: {item.metric!r} is not among the metrics the "

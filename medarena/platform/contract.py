@@ -1,10 +1,11 @@
 """The container contract (grand-challenge.org's layout): what a container finds in /input and
 must leave in /output, one run per case.
 
-- ``/input/inputs.json``: one ``{"interface": {"slug", "kind", "relative_path"}, "value"}`` entry
-  per input socket (``value`` is null for image sockets).
+- ``/input/inputs.json``: one entry per input socket with the fields grand-challenge.org writes
+  (``socket`` and its legacy twin ``interface``, ``value``, ``file``, ``image``, ``pk``; see
+  :mod:`medarena.platform.gc_compat`).
 - An image socket is exactly one image file in the folder ``<relative_path>/`` (inputs are
-  written as ``<uuid>.mha``); a JSON socket is the file ``<relative_path>``.
+  written as ``<image pk>.mha``); a JSON socket is the file ``<relative_path>``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import SimpleITK as sitk
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medarena.evaluators.image import Image
+from medarena.platform import gc_compat
 from medarena.platform.loaders.images import read_image
 
 IMAGE_KINDS = ("image", "segmentation", "heat-map", "displacement-field")
@@ -61,6 +63,22 @@ class Socket(BaseModel):
     slug: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     kind: SocketKind
     relative_path: str = Field(description="image kinds: a folder (images/ct); JSON kinds: a file (x.json)")
+    # what grand-challenge.org also tells a container about a socket (inputs.json)
+    gc_kind: str | None = Field(default=None, description="grand-challenge's name of the kind (Float, Image...)")
+    title: str = Field(default="", max_length=255)
+    description: str = Field(default="", max_length=10_000)
+    default_value: Any = None
+    overlay_segments: list[dict[str, Any]] = Field(default_factory=list, max_length=256)
+    look_up_table: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _grand_challenge_kind(cls, data: Any) -> Any:
+        """Accept grand-challenge's kind names (``Heat Map``, ``Multiple points``...) as well."""
+        if isinstance(data, dict) and isinstance(data.get("kind"), str):
+            data = dict(data)
+            data["kind"], data["gc_kind"] = gc_compat.resolve_kind(data["kind"], data.get("gc_kind"))
+        return data
 
     @field_validator("relative_path")
     @classmethod
@@ -89,8 +107,9 @@ class Socket(BaseModel):
     def is_json(self) -> bool:
         return self.kind in JSON_KINDS
 
-    def interface(self) -> dict[str, str]:
-        return {"slug": self.slug, "kind": self.kind, "relative_path": self.relative_path}
+    def interface(self) -> dict[str, Any]:
+        """The socket as grand-challenge's ComponentInterfaceSerializer writes it."""
+        return gc_compat.serialize_socket(self)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,12 +117,14 @@ class Socket(BaseModel):
 
 
 def write_inputs(input_dir: Path, sockets: list[Socket], values: Mapping[str, Any], *,
-                 compress: bool = False) -> None:
-    """Write one case's inputs in the contract layout under ``input_dir`` (created if needed).
+                 compress: bool = False, case: str | None = None, scope: str = "") -> list[dict[str, Any]]:
+    """Write one case's inputs in the contract layout under ``input_dir`` (created if needed);
+    return the ``inputs.json`` entries.
 
     ``values`` maps each socket slug to an :class:`Image` (image kinds) or a JSON-serializable
     value (JSON kinds). Everything written is world-readable, since the container's user is the
-    image's own, not the caller's.
+    image's own, not the caller's. With ``case`` (and ``scope``, e.g. challenge/phase), the image
+    and value ids are stable, and an input image is named ``<case>.mha`` in ``inputs.json``.
     """
     input_dir = Path(input_dir)
     input_dir.mkdir(parents=True, exist_ok=True)
@@ -119,8 +140,11 @@ def write_inputs(input_dir: Path, sockets: list[Socket], values: Mapping[str, An
                 raise ValueError(f"input socket {socket.slug!r}: expected an Image, "
                                  f"got {type(value).__name__}")
             _make_dirs(input_dir, target)
-            _write_mha(value, target / f"{uuid.uuid4()}.mha", compress=compress)
-            entries.append({"interface": socket.interface(), "value": None})
+            image_pk = gc_compat.image_pk(scope, case, socket.slug) if case is not None else str(uuid.uuid4())
+            _write_mha(value, target / f"{image_pk}.mha", compress=compress)
+            name = f"{case}.mha" if case is not None else f"{image_pk}.mha"
+            entries.append(gc_compat.socket_value(socket, image={"pk": image_pk, "name": name},
+                                                  pk=gc_compat.value_pk(scope, case, socket.slug)))
         else:
             _make_dirs(input_dir, target.parent)
             try:
@@ -129,9 +153,12 @@ def write_inputs(input_dir: Path, sockets: list[Socket], values: Mapping[str, An
                 raise ValueError(f"input socket {socket.slug!r}: value is not JSON ({exc})") from None
             target.write_text(text)
             os.chmod(target, 0o644)
-            entries.append({"interface": socket.interface(), "value": value})
+            entries.append(gc_compat.socket_value(socket, value=value,
+                                                  pk=gc_compat.value_pk(scope, case, socket.slug)))
+    entries = gc_compat.sort_values(entries)
     (input_dir / "inputs.json").write_text(json.dumps(entries, indent=2))
     os.chmod(input_dir / "inputs.json", 0o644)
+    return entries
 
 
 def _make_dirs(root: Path, folder: Path) -> None:

@@ -89,6 +89,13 @@ class Submission(Base):
     dataset_metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)  # pooled: AP, AUROC, curves
     aggregates: Mapped[dict[str, Any]] = mapped_column(default=dict)
     submitter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # None: one-laptop mode
+    model: Mapped[str] = mapped_column(Text, default="")  # the model tarball as handed in
+    model_digest: Mapped[str | None] = mapped_column(String(100))  # sha256 of the model tarball
+    # the phase's evaluation container over this submission: None (none ran), succeeded or failed
+    evaluation_state: Mapped[str | None] = mapped_column(String(20))
+    evaluation_detail: Mapped[str] = mapped_column(Text, default="")  # one line; the organizer's to fix
+    evaluation_log: Mapped[str] = mapped_column(Text, default="")  # organizer only: its stdout/stderr tails
+    metrics_json: Mapped[Any] = mapped_column(JSON, nullable=True)  # the metrics.json it wrote
     phase: Mapped[Phase] = relationship(back_populates="submissions")
     jobs: Mapped[list[Job]] = relationship(back_populates="submission", order_by="Job.id",
                                            cascade="all, delete-orphan")

@@ -14,6 +14,8 @@ from medarena.evaluators.tasks import CaseResult, aggregate, get_task, jsonable
 from medarena.platform.challenges import ChallengeDefinition
 from medarena.platform.database import Job, LeaderboardEntry, MetricValue, Phase, Submission
 
+COLUMN_RANKING = "ranked on the evaluation container's score column"  # stands for a recipe
+
 
 def job_rows(job: Job) -> list[dict[str, Any]]:
     """The wide metric rows of a job (one per label), from its long metric values."""
@@ -26,9 +28,11 @@ def job_rows(job: Job) -> list[dict[str, Any]]:
 
 def summarize_submission(session: Session, submission: Submission) -> None:
     """Store the per-label aggregates and the data-set metrics (AP, AUROC, curves)."""
+    from medarena.platform.container_scoring import columns_of
+
     definition = ChallengeDefinition.model_validate(submission.phase.challenge.definition)
-    task = get_task(definition.evaluation.task)
-    settings = definition.evaluation.task_settings()
+    task = get_task(definition.evaluation.task) if definition.evaluation.task else None
+    settings = definition.evaluation.task_settings() if task else None
     rows, results = [], []
     for job in submission.jobs:
         if job.state != "succeeded":
@@ -40,9 +44,10 @@ def summarize_submission(session: Session, submission: Submission) -> None:
                                   notes=payload.get("notes", [])))
     submission.aggregates = jsonable(aggregate(rows))
     try:
-        dataset = task.score_dataset(results, settings) if results else {}
+        dataset = task.score_dataset(results, settings) if results and task else {}
     except (ValueError, TypeError) as exc:
         dataset = {"error": f"pooled metrics could not be computed: {exc}"}
+    dataset.update(columns_of(submission, definition))  # the evaluation container's leaderboard columns
     submission.dataset_metrics = jsonable(dataset)
 
 
@@ -74,10 +79,14 @@ def compute_ranking(session: Session, phase: Phase, overrides: dict[str, Any] | 
     ``overrides`` may replace, e.g. ``method``), from stored metrics only:
     (ranking table, stability note, parsed recipe, long metric table)."""
     from medarena.evaluators.ranking import RankingError, RankingRecipe, leaderboard
+    from medarena.platform.container_scoring import column_ranking, ranks_on_columns
 
     definition = ChallengeDefinition.model_validate(phase.challenge.definition)
     table = metric_table(session, phase)
     submissions = [s.id for s in phase.submissions if s.state in ("succeeded", "failed")]
+    if ranks_on_columns(definition, table) and not overrides:
+        ranking, note = column_ranking(session, phase, definition)
+        return ranking, note, (COLUMN_RANKING if not ranking.empty else None), table
     if not submissions or table.empty:
         return pd.DataFrame(), None, None, table
     try:
@@ -114,7 +123,8 @@ def store_ranking(session: Session, phase: Phase, ranking: pd.DataFrame, parsed)
 def leaderboard_columns(submission: Submission, recipe, ranked: dict[str, Any]) -> dict[str, Any]:
     """What a leaderboard row shows: each ranked metric's aggregate as the ranking used it (a
     missing case counted with the worst value), the pooled numbers, and the cases that succeeded."""
-    stat = recipe.aggregate if recipe.aggregate != "quantile" else f"q{recipe.quantile:g}"
+    stat = "" if recipe is COLUMN_RANKING else recipe.aggregate if recipe.aggregate != "quantile" \
+        else f"q{recipe.quantile:g}"
     columns: dict[str, Any] = {}
     for key, value in ranked.items():
         if key.endswith("_aggregate"):

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
-from medarena.platform import casejob, casestore, leaderboard, objectstore, scheduler
+from medarena.platform import casejob, casestore, container_scoring, leaderboard, objectstore, scheduler
 from medarena.platform.challenges import ChallengeDefinition, DefinitionError, load_definition
 from medarena.platform.database import Case, Challenge, Phase, Submission, session_scope
 from medarena.platform.errors import NotFound
@@ -17,11 +17,15 @@ from medarena.platform.ingest import IngestError, ingest
 from medarena.platform.runner import load_image, save_image
 from medarena.platform.settings import Settings
 from medarena.platform.submissions import check_comment, check_participant, create_submission, find_phase
+from medarena.platform.tarballs import Tarball, TarballError, check_tarball, pack_folder, store_tarball
 
 
 def create_challenge(settings: Settings, path: Path) -> tuple[str, bool]:
-    """Store a validated definition; an existing challenge with the slug is updated."""
+    """Store a validated definition; an existing challenge with the slug is updated. An evaluation
+    container's image is pinned and its ground truth checked and stored first."""
     definition = load_definition(path)
+    if definition.evaluation.container is not None:
+        pin_evaluation_container(settings, definition, Path(path))
     with session_scope(settings.database_url) as session:
         _, created = store_definition(session, definition, str(Path(path).absolute()))
     return definition.slug, created
@@ -37,9 +41,11 @@ def store_definition(session, definition: ChallengeDefinition, source: str) -> t
     else:
         _check_compatible(challenge, definition, source)
     challenge.title, challenge.description = definition.title, definition.description
-    rerank_needed = not created and challenge.definition.get("ranking") != definition.model_dump(
-        mode="json")["ranking"]
-    challenge.definition = definition.model_dump(mode="json")
+    new = definition.model_dump(mode="json")
+    # a new recipe, or new leaderboard columns of an evaluation container, re-rank from what is stored
+    rerank_needed = not created and (challenge.definition.get("ranking") != new["ranking"] or (
+        new["evaluation"]["container"] and challenge.definition["evaluation"] != new["evaluation"]))
+    challenge.definition = new
     challenge.source_path = source
     have = {p.slug: p for p in challenge.phases}
     for phase in definition.phases:
@@ -55,6 +61,38 @@ def store_definition(session, definition: ChallengeDefinition, source: str) -> t
     return challenge, created
 
 
+def pin_evaluation_container(settings: Settings, definition: ChallengeDefinition, path: Path) -> None:
+    """Load and pin the evaluation image; check the ground truth (a folder or tarball, relative to
+    the definition file) and store it with the references, named by its sha256."""
+    import tempfile
+
+    container = definition.evaluation.container
+    where = f"{path}: evaluation.container"
+    image = Path(container.image)
+    if not image.is_absolute() and (path.parent / image).exists():
+        image = path.parent / image
+    ref = load_image(image if image.exists() else container.image)
+    container.image_digest = ref.digest
+    if settings.ray_address:
+        archive = scheduler.image_archive_url(settings, ref.digest)
+        if not casestore.exists(archive):
+            save_image(ref.digest, archive)
+    if container.ground_truth is None:
+        container.ground_truth_digest = None
+        return
+    source = Path(container.ground_truth)
+    source = source if source.is_absolute() else path.parent / source
+    with tempfile.TemporaryDirectory(prefix="medarena-gt-") as folder:
+        try:
+            if source.is_dir():
+                source = pack_folder(source, Path(folder) / "ground-truth.tar.gz", what="ground truth folder")
+            tarball = check_tarball(source, what="ground truth")
+        except TarballError as exc:
+            raise DefinitionError(f"{where}.ground_truth: {exc}") from None
+        store_tarball(tarball, container_scoring.ground_truth_url(settings, definition.slug, tarball.digest))
+    container.ground_truth_digest = tarball.digest
+
+
 def _check_compatible(challenge: Challenge, definition: ChallengeDefinition, path: Path) -> None:
     old = ChallengeDefinition.model_validate(challenge.definition)
     kept = {p.slug for p in definition.phases}
@@ -67,7 +105,8 @@ def _check_compatible(challenge: Challenge, definition: ChallengeDefinition, pat
 
 def list_challenges(settings: Settings) -> list[tuple]:
     with session_scope(settings.database_url) as session:
-        return [(c.slug, c.title, c.definition["evaluation"]["task"], ", ".join(p.slug for p in c.phases),
+        return [(c.slug, c.title, c.definition["evaluation"].get("task") or "evaluation container",
+                 ", ".join(p.slug for p in c.phases),
                  sum(len(p.cases) for p in c.phases))
                 for c in session.scalars(select(Challenge).order_by(Challenge.slug))]
 
@@ -101,11 +140,16 @@ def ingest_phase(settings: Settings, challenge: str, phase: str, source: Path,
 
 
 def submit(settings: Settings, challenge: str, phase: str, participant: str, image: str,
-           comment: str = "") -> tuple[int, str]:
+           comment: str = "", model: Path | None = None) -> tuple[int, str]:
     check_participant(participant)  # bad arguments are reported before an image is loaded
     check_comment(comment)
     with session_scope(settings.database_url) as session:
-        find_phase(session, challenge, phase)
+        find_phase(session, challenge, phase)  # an unknown phase is reported before loading an image
+    model_digest = None
+    if model is not None:  # checked and stored first: a bad model records nothing
+        tarball = check_model(challenge, phase, model)
+        store_tarball(tarball, scheduler.model_url(settings, tarball.digest))
+        model_digest = tarball.digest
     ref = load_image(image)
     if settings.ray_address:  # other nodes load the pinned image from the shared store
         objectstore.check_store(settings.store)
@@ -113,8 +157,17 @@ def submit(settings: Settings, challenge: str, phase: str, participant: str, ima
         if not casestore.exists(archive):  # archives are named by digest: one per image
             save_image(ref.digest, archive)
     with session_scope(settings.database_url) as session:
-        submission = create_submission(session, challenge, phase, participant, image, ref.digest, comment)
+        submission = create_submission(session, challenge, phase, participant, image, ref.digest, comment,
+                                       model=str(model) if model is not None else "", model_digest=model_digest)
         return submission.id, ref.digest
+
+
+def check_model(challenge: str, phase: str, model: Path) -> Tarball:
+    """A model tarball, checked; the error names the phase and the file."""
+    try:
+        return check_tarball(Path(model), what="model tarball")
+    except TarballError as exc:
+        raise TarballError(f"phase {challenge}/{phase}: {exc}") from None
 
 
 def submission_status(settings: Settings, challenge: str | None = None) -> list[tuple]:
@@ -127,7 +180,8 @@ def submission_status(settings: Settings, challenge: str | None = None) -> list[
             counts = pd.Series([j.state for j in s.jobs]).value_counts().to_dict() if s.jobs else {}
             rows.append((s.id, f"{s.phase.challenge.slug}/{s.phase.slug}", s.participant, s.state,
                          ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "-",
-                         f"{s.created_at:%Y-%m-%d %H:%M:%S}"))
+                         f"{s.created_at:%Y-%m-%d %H:%M:%S}", short_digest(s.image_digest),
+                         short_digest(s.model_digest) if s.model_digest else "-"))
         return rows
 
 
@@ -143,13 +197,22 @@ def submission_results(settings: Settings, submission_id: int) -> dict[str, Any]
                           "stderr_tail": job.stderr_tail, "metrics": [{k: v for k, v in row.items() if k != "case"}
                                       for row in leaderboard.job_rows(job)]})
         return {"submission": submission.id, "participant": submission.participant,
-                "state": submission.state, "image_digest": submission.image_digest, "cases": cases,
+                "state": submission.state, "image_digest": submission.image_digest,
+                "model_digest": submission.model_digest, "evaluation_state": submission.evaluation_state,
+                "evaluation_detail": submission.evaluation_detail,
+                "evaluation_log": submission.evaluation_log, "cases": cases,
                 "aggregates": submission.aggregates, "dataset": submission.dataset_metrics or {}}
 
 
+def short_digest(digest: str | None) -> str:
+    return (digest or "")[:19]
+
+
 def try_image(settings: Settings, image: str, challenge: str, phase: str, cases: list[str] | None,
-              on_progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
-    """Run the image over the phase's cases in this process, as the scheduler would; no database writes."""
+              on_progress: Callable[[int, int], None] | None = None,
+              model: Path | None = None) -> list[dict[str, Any]]:
+    """Run the image over the phase's cases in this process, as the scheduler would; no database
+    writes. ``model`` is a model tarball or folder, mounted read-only at /opt/ml/model."""
     with session_scope(settings.database_url) as session:
         phase_row, _ = find_phase(session, challenge, phase)
         names = [c.name for c in phase_row.cases]
@@ -159,13 +222,20 @@ def try_image(settings: Settings, image: str, challenge: str, phase: str, cases:
         if unknown:
             raise NotFound(f"phase {challenge}/{phase} has no case(s) {', '.join(unknown)}")
         names = [n for n in names if n in cases]
+    model_fields: dict[str, Any] = {}
+    if model is not None and Path(model).is_dir():
+        model_fields["model_dir"] = str(Path(model).absolute())
+    elif model is not None:
+        tarball = check_model(challenge, phase, Path(model))
+        model_fields.update(model_digest=tarball.digest, model_url=str(Path(model).absolute()))
     ref = load_image(image)
     rows = []
     for i, name in enumerate(names):
         job = casejob.CaseJob(case=name, image=ref.digest, definition=definition,
                               inputs_url=scheduler.inputs_url(settings, challenge, phase),
                               references_url=scheduler.references_url(settings, challenge, phase),
-                              predictions_url=None, scratch=str(settings.scratch))
+                              predictions_url=None, scratch=str(settings.scratch),
+                              scope=f"{challenge}/{phase}", **model_fields)
         outcome = casejob.run_algorithm(job)
         runtime = outcome.runtime_seconds
         if outcome.state == "evaluating":
@@ -189,6 +259,9 @@ def rank(settings: Settings, challenge: str, phase: str, method: str | None, boo
         ranking, note, parsed, table = leaderboard.compute_ranking(session, phase_row, overrides)
         if parsed is None:
             raise NotFound(f"phase {challenge}/{phase} has no scored submissions yet")
+        if parsed is leaderboard.COLUMN_RANKING and output:
+            raise NotFound(f"phase {challenge}/{phase} ranks on its evaluation container's score column: "
+                           "the ranking report needs per-case rows and a ranking recipe")
         if not overrides:  # the declared recipe: this is the leaderboard
             leaderboard.store_ranking(session, phase_row, ranking, parsed)
         files: list[Path] = []

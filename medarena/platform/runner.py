@@ -255,12 +255,21 @@ def _host_arch() -> str | None:
 # running
 
 
+# Folders grand-challenge's runtime makes writable besides /tmp (sagemaker-shim's
+# GRAND_CHALLENGE_COMPONENT_WRITABLE_DIRECTORIES); /opt/ml/model and the ground truth are
+# read-only here. They are tmpfs, counted against the memory limit like /tmp.
+SCRATCH_FOLDERS = ("/opt/ml/output/data", "/opt/ml/checkpoints")
+
+
 def container_command(image: str, input_dir: Path, output_dir: Path, limits: Limits, *, name: str,
-                      gpu_ids: Sequence[str] = (), file_size_limit: int | None = None) -> list[str]:
+                      gpu_ids: Sequence[str] = (), file_size_limit: int | None = None,
+                      read_only_mounts: Sequence[tuple[Path, str]] = ()) -> list[str]:
     """The podman command that runs ``image`` on one case with the contract's isolation.
-    ``file_size_limit``: RLIMIT_FSIZE in bytes, where no file system caps ``/output``."""
+    ``file_size_limit``: RLIMIT_FSIZE in bytes, where no file system caps ``/output``;
+    ``read_only_mounts`` adds (host folder, container path) pairs, e.g. a model at /opt/ml/model."""
     mounts = []
-    for path, target, options in ((input_dir, "/input", "ro"), (output_dir, "/output", "rw,U")):
+    for path, target, options in ((input_dir, "/input", "ro"), (output_dir, "/output", "rw,U"),
+                                  *((path, target, "ro") for path, target in read_only_mounts)):
         host = str(Path(path).absolute())
         if ":" in host or "," in host:
             raise ValueError(f"{host}: a folder mounted into a container cannot contain ':' or ','")
@@ -280,6 +289,8 @@ def container_command(image: str, input_dir: Path, output_dir: Path, limits: Lim
         "--read-only", "--read-only-tmpfs=false",
         # tmpfs pages count against the memory limit, so /tmp can never exceed it
         "--tmpfs", f"/tmp:rw,nosuid,nodev,mode=1777,size={memory}",
+        *[arg for folder in SCRATCH_FOLDERS
+          for arg in ("--tmpfs", f"{folder}:rw,nosuid,nodev,mode=1777,size={memory}")],
         *mounts,
         f"--memory={memory}", f"--memory-swap={memory}",
         f"--cpus={limits.cpus:g}",
@@ -320,7 +331,8 @@ _verified_images: set[str] = set()
 
 def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits, *,
                   gpu_ids: Sequence[str] = (), name: str | None = None,
-                  log_tail_bytes: int = DEFAULT_LOG_TAIL_BYTES, output: OutputFolder | None = None) -> RunResult:
+                  log_tail_bytes: int = DEFAULT_LOG_TAIL_BYTES, output: OutputFolder | None = None,
+                  read_only_mounts: Sequence[tuple[Path, str]] = ()) -> RunResult:
     """Run ``image`` (best: a pinned ID from :func:`load_image`) on the case in ``input_dir``,
     leaving its outputs in ``output_dir`` (which must be empty); the container is removed
     afterwards in every case. A container of the given ``name`` still present (from a worker
@@ -346,7 +358,7 @@ def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits,
     else:
         name = f"medarena-{uuid.uuid4().hex[:16]}"
     command = container_command(image, input_dir, output_dir, limits, name=name, gpu_ids=gpu_ids,
-                                file_size_limit=output.file_size_limit)
+                                file_size_limit=output.file_size_limit, read_only_mounts=read_only_mounts)
 
     def result(status: RunStatus, exit_code: int | None, runtime: float, out: str, err: str,
                message: str) -> RunResult:

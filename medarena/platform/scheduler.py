@@ -57,6 +57,11 @@ def image_archive_url(settings: Settings, digest: str) -> str:
     return store_path(settings.store, "images", f"{digest.removeprefix('sha256:')}.tar")
 
 
+def model_url(settings: Settings, digest: str) -> str:
+    """A model tarball in the store, named by its sha256 (one copy however many submissions use it)."""
+    return store_path(settings.store, "models", f"{digest.removeprefix('sha256:')}.tar.gz")
+
+
 class SchedulerError(Conflict, RuntimeError):
     """The scheduler cannot run (another one runs on this database, a cluster without shared storage)."""
 
@@ -147,7 +152,9 @@ def _case_job(settings: Settings, submission: Submission, job: Job, definition: 
                    predictions_url=predictions_url(settings, challenge, phase, submission.id),
                    scratch=str(settings.scratch), submission_id=submission.id, job_id=job.id,
                    image_archive=image_archive_url(settings, submission.image_digest) if settings.ray_address else None,
-                   namespace=namespace(settings))
+                   namespace=namespace(settings), scope=f"{challenge}/{phase}",
+                   model_digest=submission.model_digest,
+                   model_url=model_url(settings, submission.model_digest) if submission.model_digest else None)
 
 
 def collect_work(settings: Settings, submission_ids: Iterable[int] | None = None) -> list[_Pending]:
@@ -401,6 +408,9 @@ def _finish_ready(settings: Settings, submission_ids: Iterable[int] | None,
                   on_notice: Callable[[str], None] | None = None) -> list[int]:
     """Close the submissions whose jobs have all ended (aggregates, pooled metrics), then re-rank
     their phases; a ranking that fails is reported and never keeps a submission open."""
+    from medarena.platform.container_scoring import evaluate_ready
+
+    evaluate_ready(settings, submission_ids, on_notice)  # the phase's evaluation container, if it has one
     finished, phases = [], set()
     with session_scope(settings.database_url) as session:
         query = select(Submission).where(Submission.state.in_(UNFINISHED))
@@ -425,9 +435,9 @@ def _finish_ready(settings: Settings, submission_ids: Iterable[int] | None,
 
 
 def reevaluate(settings: Settings, submission_ids: Iterable[int], **kwargs) -> list[int]:
-    """Score stored predictions again (after a change of the scoring recipe); never reruns a container.
-
-    Jobs whose algorithm failed keep their failure; the others go back to ``evaluating``.
+    """Score stored predictions again (after a change of the scoring recipe); never reruns an
+    algorithm. Jobs whose algorithm failed keep their failure; the others go back to
+    ``evaluating``. A phase's evaluation container runs again over the stored outputs.
     """
     ids = prepare_reevaluation(settings, submission_ids)
     return run(settings, ids, **kwargs)
@@ -445,6 +455,10 @@ def prepare_reevaluation(settings: Settings, submission_ids: Iterable[int]) -> l
                 raise SubmissionError(f"submission {sid} is {found[sid].state}: only ended submissions are "
                                       "re-evaluated")
         for submission in found.values():
+            submission.evaluation_state, submission.evaluation_detail = None, ""  # its container runs again
+            if submission.phase.challenge.definition["evaluation"].get("task") is None:
+                submission.state = "running"  # scored by the evaluation container alone: no job reruns
+                continue
             for job in submission.jobs:
                 # an output the evaluator rejected is stored too, and may pass a changed recipe
                 if job.state == "succeeded" or (job.reason == "invalid_output"

@@ -70,7 +70,8 @@ def find_phase(session: Session, challenge_slug: str, phase_slug: str) -> tuple[
 
 def create_submission(session: Session, challenge_slug: str, phase_slug: str, participant: str,
                       image: str, image_digest: str, comment: str = "",
-                      now: dt.datetime | None = None, submitter_id: int | None = None) -> Submission:
+                      now: dt.datetime | None = None, submitter_id: int | None = None, model: str = "",
+                      model_digest: str | None = None) -> Submission:
     """Record a queued submission after checking the phase window and the participant's limit.
 
     The check and the insert happen in one transaction that first takes a write lock (SQLite:
@@ -96,13 +97,16 @@ def create_submission(session: Session, challenge_slug: str, phase_slug: str, pa
                 Submission.phase_id == phase.id,
                 Submission.created_at >= since, Submission.state != "cancelled",
                 Submission.participant == participant if submitter_id is None
-                else Submission.submitter_id == submitter_id))
+                else Submission.submitter_id == submitter_id,
+                # an evaluation container that failed is the organizer's fault, never the participant's
+                Submission.evaluation_state.is_distinct_from("failed")))
         if used >= rules.submission_limit:
             raise LimitSpent(
                 f"participant {participant!r} has used {used} of {rules.submission_limit} submissions to "
                 f"{challenge_slug}/{phase_slug} in the last {rules.limit_period_days:g} day(s)")
     submission = Submission(phase=phase, participant=participant, image=image, image_digest=image_digest,
-                            comment=comment, state="queued", created_at=now, submitter_id=submitter_id)
+                            comment=comment, state="queued", created_at=now, submitter_id=submitter_id,
+                            model=model, model_digest=model_digest)
     session.add(submission)
     session.flush()
     return submission

@@ -84,17 +84,17 @@ def test_write_inputs_lays_out_images_and_json_as_grand_challenge_does(tmp_path)
                  {"ct-image": image, "displacement": field, "fixed-landmarks": landmarks})
 
     entries = json.loads((tmp_path / "input" / "inputs.json").read_text())
-    assert entries == [
-        {"interface": {"slug": "ct-image", "kind": "image", "relative_path": "images/ct"}, "value": None},
-        {"interface": {"slug": "displacement", "kind": "displacement-field",
-                       "relative_path": "images/displacement-field"}, "value": None},
-        {"interface": {"slug": "fixed-landmarks", "kind": "points",
-                       "relative_path": "fixed-landmarks.json"}, "value": landmarks},
+    # grand-challenge's order (values, then images, each by slug) and its kind names
+    assert [(e["socket"]["slug"], e["socket"]["kind"], e["socket"]["relative_path"], e["value"]) for e in entries] == [
+        ("fixed-landmarks", "Multiple points", "fixed-landmarks.json", landmarks),
+        ("ct-image", "Image", "images/ct", None),
+        ("displacement", "Displacement field", "images/displacement-field", None),
     ]
+    assert all(e["interface"] == e["socket"] for e in entries)
     assert json.loads((tmp_path / "input" / "fixed-landmarks.json").read_text()) == landmarks
 
     written = only_file(tmp_path / "input" / "images" / "ct")
-    assert written.suffix == ".mha" and len(written.stem) == 36  # <uuid>.mha
+    assert written.suffix == ".mha" and written.stem == entries[1]["image"]["pk"]  # <image pk>.mha
     back = sitk.ReadImage(str(written))
     assert back.GetSpacing() == (0.5, 0.7, 3.0)  # ITK order (x, y, z)
     assert back.GetOrigin() == image.origin

@@ -46,6 +46,7 @@ JSON_COLUMNS = {
     ("cases", "info"),
     ("submissions", "dataset_metrics"),
     ("submissions", "aggregates"),
+    ("submissions", "metrics_json"),
     ("jobs", "pooled"),
     ("leaderboard_entries", "columns"),
 }

@@ -29,7 +29,11 @@ st.title(f"Submission #{info.id} · {ui.md(info.participant)}")
 st.markdown(f"**State:** {ui.md(info.state)}")
 left, right = st.columns(2)
 left.markdown(f"**Image:** {ui.md(info.image)}  \n**Digest:** {ui.md(info.image_digest)}"
+              + (f"  \n**Model digest:** {ui.md(info.model_digest)}" if info.model_digest else "")
               + (f"  \n**Comment:** {ui.md(info.comment)}" if info.comment else ""))
+if info.evaluation_state == "failed":
+    st.warning("The phase's evaluation container failed on this submission: the organizers have been shown "
+               "why, and it does not count against the participant.")
 right.markdown(f"**Submitted:** {ui.when(info.created_at)}  \n**Started:** {ui.when(info.started_at)}  \n"
                f"**Finished:** {ui.when(info.finished_at)}  \n"
                f"**Run time:** {ui.duration(info.started_at, info.finished_at)}")
