@@ -213,7 +213,7 @@ def fill(folder: Path, megabytes: int) -> int:
 
 @as_root
 def test_a_capped_folder_refuses_writes_past_the_cap_and_leaves_nothing(tmp_path):
-    before = set(mounts_under(Path("/")))
+    before = set(mounts_under(tmp_path))
     with OutputFolder(tmp_path / "out", 8 * 2**20) as output:
         assert output.enforced_by == "ext4" and output.file_size_limit is None
         assert mounts_under(tmp_path / "out") == [str((tmp_path / "out").resolve())]
@@ -227,7 +227,7 @@ def test_a_capped_folder_refuses_writes_past_the_cap_and_leaves_nothing(tmp_path
         image = tmp_path / "out.ext4"
         assert image.stat().st_blocks * 512 < (written + 8) * 2**20
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.ext4").exists()
-    assert set(mounts_under(Path("/"))) == before
+    assert set(mounts_under(tmp_path)) == before
 
 
 def test_the_fallback_watches_by_walking_and_limits_file_size(tmp_path, monkeypatch):
