@@ -1,10 +1,11 @@
-"""One submission: its header, per-case states and metrics, failures with logs, data-set metrics."""
+"""One submission as the viewer may see it: its header, per-case states and metrics, failures
+with logs (and the platform log, for organizers), data-set metrics."""
 
 import streamlit as st
 
 from medarena.dashboard import charts, data, ui
 
-url = ui.settings().database_url
+viewer = ui.current()
 submission_id = ui.int_param("id")
 if submission_id is None:
     st.title("Submission")
@@ -15,20 +16,22 @@ if submission_id is None:
     submission_id = int(chosen)
     st.query_params["id"] = str(submission_id)
 
-info = data.submission_info(url, submission_id)
-if info is None:
+info = data.submission_info(viewer, submission_id)
+if info is None:  # absent, or not the viewer's to see: the same answer
     st.title("Submission")
     st.error(f"There is no submission #{submission_id}.")
     st.stop()
 
-rules = info.rules
+rules, view = info.rules, info.view
 st.page_link(ui.LEADERBOARD, label=f"{rules.challenge_title}: {rules.title}", icon=ui.ICONS["leaderboard"],
              query_params={"challenge": info.challenge, "phase": info.phase})
-st.title(f"Submission #{info.id} · {info.participant}")
+st.title(f"Submission #{info.id}")
+st.text(f"Participant: {info.participant}" + ("  (yours)" if view.owner else ""))
 st.markdown(f"**State:** {info.state}")
 left, right = st.columns(2)
-left.markdown(f"**Image:** `{info.image}`  \n**Digest:** `{info.image_digest}`"
-              + (f"  \n**Comment:** {info.comment}" if info.comment else ""))
+if view.details:
+    left.text(f"Image: {info.image}\nDigest: {info.image_digest}" + (f"\nComment: {info.comment}" if info.comment
+                                                                      else ""))
 right.markdown(f"**Submitted:** {ui.when(info.created_at)}  \n**Started:** {ui.when(info.started_at)}  \n"
                f"**Finished:** {ui.when(info.finished_at)}  \n"
                f"**Run time:** {ui.duration(info.started_at, info.finished_at)}")
@@ -37,33 +40,36 @@ if info.job_states:
     for column, state in zip(counts, data.JOB_STATES, strict=True):
         column.metric(state, info.job_states.get(state, 0))
 
-cases = data.case_results(url, info.id)
+cases = data.case_results(viewer, info.id)
 st.subheader("Cases")
 if cases.empty:
     st.caption("No jobs yet: the scheduler has not expanded this submission into cases.")
 else:
-    if not rules.case_results_public:
+    if not view.scores:
         st.caption("Per-case metric values of this phase are not public; the job states are.")
     st.dataframe(cases, hide_index=True, column_config={
         "runtime (s)": st.column_config.NumberColumn(format="%.1f")})
 
-failures = data.failed_cases(url, info.id)
+failures = data.failed_cases(viewer, info.id)
 if failures:
     st.subheader(f"Failed cases ({len(failures)})")
     for failure in failures:
         with st.expander(f"{failure.case}: {failure.reason or 'failed'}", icon=ui.ICONS["failed"]):
-            st.markdown(f"**Reason:** `{failure.reason}`")
+            st.text(f"Reason: {failure.reason}")
             if failure.detail:
                 st.code(failure.detail, language=None)
-            if rules.case_results_public:
-                st.markdown("**stdout** (tail)")
+            if view.logs:
+                st.text("stdout (tail)")
                 st.code(failure.stdout_tail or "(empty)", language=None)
-                st.markdown("**stderr** (tail)")
+                st.text("stderr (tail)")
                 st.code(failure.stderr_tail or "(empty)", language=None)
-            else:
-                st.caption("Logs are hidden in this phase, whose case results are not public.")
+            elif view.owner:
+                st.caption("This phase does not show participants the logs of their cases.")
+            if view.platform_log:
+                st.text("platform log (organizers only)")
+                st.code(failure.platform_log or "(empty)", language=None)
 
-if rules.leaderboard_public:
+if view.scores:
     numbers, curves = data.split_dataset_metrics(info.dataset_metrics)
     if numbers or curves:
         st.subheader("Data-set metrics")
@@ -82,12 +88,12 @@ if rules.leaderboard_public:
 else:
     st.caption("Scores of this phase are not public.")
 
-values = data.metric_values(url, info.id)
+values = data.metric_values(viewer, info.id)
 if not values.empty:
     st.subheader("Per-case values")
     st.altair_chart(charts.per_case_distribution(values))
 
-if rules.case_results_public and not cases.empty:
+if not cases.empty and data.case_image_submission(viewer, info.id) is not None:
     st.subheader("Case images")
     case = st.selectbox("Case", list(cases["case"]))
     st.page_link(ui.CASE, label=f"Open case {case}", icon=ui.ICONS["case"],
