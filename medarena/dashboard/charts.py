@@ -70,9 +70,11 @@ def rank_blobs(stability: pd.DataFrame) -> alt.Chart:
     count = max(len(order), 1)
     return alt.Chart(frame).mark_circle(color="#1f6f8b", opacity=0.6).encode(
         x=alt.X("who:N", title="submission (leaderboard order)", sort=order, axis=alt.Axis(labelAngle=-30)),
-        y=alt.Y("bootstrap rank:Q", title="rank in the bootstrap resamples",
-                scale=alt.Scale(domain=[count + 0.5, 0.5], nice=False), axis=alt.Axis(tickMinStep=1)),
-        size=alt.Size("frequency:Q", title="share of resamples", scale=alt.Scale(domain=[0, 1], range=[0, 900])),
+        y=alt.Y("bootstrap rank:Q", title="bootstrap rank",
+                scale=alt.Scale(domain=[count + 0.5, 0.5], nice=False, zero=False),
+                axis=alt.Axis(values=list(range(1, count + 1)), format="d")),
+        size=alt.Size("frequency:Q", title="share of resamples",
+                      scale=alt.Scale(domain=[0, 1], range=[0, min(1200, 24_000 / count ** 2)])),
         tooltip=[alt.Tooltip("who:N", title="submission"), alt.Tooltip("rank:Q", title="leaderboard rank"),
                  "bootstrap rank:Q", alt.Tooltip("frequency:Q", format=".1%")],
-    ).properties(height=max(180, 60 * count))
+    ).properties(height=max(240, 70 * count))
