@@ -114,7 +114,7 @@ def main() -> None:
     p99 = [float(np.percentile(lat, 99)) * 1000 for _, lat in runs]
     print(f"{args.clients} clients, {args.submissions} submissions x {args.cases} cases, {args.seconds:g} s per run; "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(f"requests/s: median {statistics.median(rates):.0f} of {', '.join(f'{r:.0f}' for r in rates)}")
+    print(f"requests/s: median {statistics.median(rates):.1f} of {', '.join(f'{r:.1f}' for r in rates)}")
     print(f"p50 ms:     median {statistics.median(p50):.0f} of {', '.join(f'{v:.0f}' for v in p50)}")
     print(f"p99 ms:     median {statistics.median(p99):.0f} of {', '.join(f'{v:.0f}' for v in p99)}")
 

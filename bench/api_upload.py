@@ -62,9 +62,10 @@ def upload(url: str, token: str, path: Path, size: int, sha: str) -> float:
     return elapsed
 
 
-def peak_rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmHWM") -> float:
+    """The process's peak (VmHWM) or current (VmRSS) resident memory."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -93,11 +94,12 @@ def main() -> None:
         server = start_server(settings, home / "server.log", MEDARENA_UPLOADS_PER_USER="100",
                               MEDARENA_UPLOAD_BYTES_PER_USER=str(1 << 40))
         try:
+            idle = rss_mb(server.process.pid, "VmRSS")
             times = []
             for _ in range(args.repeats):
                 times.append(upload(server.url, token, data, size, sha))
                 shutil.rmtree(home / "uploads", ignore_errors=True)
-            rss = peak_rss_mb(server.process.pid)
+            rss = rss_mb(server.process.pid)
         finally:
             stop_server(server)
         copies, hashes = [], []
@@ -118,7 +120,7 @@ def main() -> None:
     print(f"upload:  {mb / median:7.0f} MB/s  median {median:.2f} s of {', '.join(f'{t:.2f}' for t in times)}")
     print(f"cp:      {mb / statistics.median(copies):7.0f} MB/s  (floor: the same bytes copied on this disk)")
     print(f"sha256:  {mb / statistics.median(hashes):7.0f} MB/s  (the hash the server computes as it writes)")
-    print(f"server peak RSS: {rss:.0f} MB")
+    print(f"server peak RSS: {rss:.0f} MB (after start, before any upload: {idle:.0f} MB)")
 
 
 if __name__ == "__main__":

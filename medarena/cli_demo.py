@@ -98,16 +98,29 @@ def _accounts(settings, demo) -> dict[str, tuple[str, str]]:
     return passwords
 
 
+def _die_with_parent(sig: int = signal.SIGTERM):
+    """Linux: the child gets ``sig`` when the demo itself dies, even by SIGKILL."""
+
+    def set_death_signal() -> None:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, sig)
+
+    return set_death_signal if sys.platform == "linux" else None
+
+
 def _start(api_port: int, dashboard_port: int, host: str) -> dict[str, subprocess.Popen]:
     """Each in a process group of its own: Ctrl-C reaches this process, which stops them in order."""
     command = [sys.executable, "-m", "medarena.cli"]
+    options = {"start_new_session": True, "preexec_fn": _die_with_parent()}
     return {
-        "API server": subprocess.Popen([*command, "serve", "--host", host, "--port", str(api_port)],
-                                       start_new_session=True),
-        "worker": subprocess.Popen([*command, "worker", "--poll", "2"], start_new_session=True,
-                                   stdout=subprocess.DEVNULL),
+        "API server": subprocess.Popen([*command, "serve", "--host", host, "--port", str(api_port)], **options),
+        # Ray's driver handles SIGTERM itself: an orphaned worker is killed outright
+        "worker": subprocess.Popen([*command, "worker", "--poll", "2"], stdout=subprocess.DEVNULL,
+                                   start_new_session=True, preexec_fn=_die_with_parent(signal.SIGKILL)),
         "dashboard": subprocess.Popen([*command, "dashboard", "--port", str(dashboard_port), "--address", host],
-                                      start_new_session=True, stdout=subprocess.DEVNULL),
+                                      stdout=subprocess.DEVNULL, **options),
     }
 
 

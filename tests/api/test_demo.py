@@ -59,5 +59,9 @@ def test_demo_starts_three_processes_submits_through_the_api_and_stops_on_ctrl_c
                 httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
     finally:
         if demo.poll() is None:
-            demo.kill()
-            demo.wait()
+            demo.send_signal(signal.SIGINT)
+            try:
+                demo.wait(60)
+            except subprocess.TimeoutExpired:
+                demo.kill()
+                demo.wait()
