@@ -7,7 +7,11 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from medarena.accounts.throttle import MAX_FAILURES_PER_ACCOUNT
 from medarena.dashboard import app_path
+from medarena.errors import Unauthenticated
+from medarena.platform.settings import load_settings
+from medarena.services import accounts
 from tests.dashboard.filled_db import (
     PASSWORDS,
     PLATFORM_LOG,
@@ -231,7 +235,23 @@ def test_wrong_password_is_refused_and_logout_forgets_the_login(dashboard_env: F
     at.query_params["id"] = str(dashboard_env.ids["bob"])
     at.run()
     assert "Killed after 300 s" in texts(at)
+    token = at.session_state["medarena_token"]
     next(b for b in at.sidebar.button if b.label == "Log out").click().run()
     assert not at.exception
     assert "Logged in as" not in sidebar_text(at)
     assert "Killed after 300 s" not in texts(at)  # the same page, now anonymous
+    with pytest.raises(Unauthenticated, match="revoked"):  # the login's token is gone, not only forgotten
+        accounts.authenticate(load_settings(), token)
+
+
+def test_logins_are_throttled_per_account(dashboard_env: Filled) -> None:
+    settings = load_settings()
+    accounts.add_user(settings, "erin", "erin-password-1")
+    at = AppTest.from_file(str(app_path()), default_timeout=30).run()
+    for _ in range(MAX_FAILURES_PER_ACCOUNT):
+        log_in(at, "erin", "guess")
+        assert [e.value for e in at.sidebar.error] == ["wrong user name or password"]
+    log_in(at, "erin", "erin-password-1")  # the right password, too late
+    [refusal] = [e.value for e in at.sidebar.error]
+    assert refusal.startswith("too many failed logins from this account")
+    assert "Logged in as" not in sidebar_text(at)
