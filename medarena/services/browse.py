@@ -53,7 +53,7 @@ class PhaseInfo:
     leaderboard_public: bool
     case_results_public: bool
     cases: int
-    submissions: int
+    submissions: int  # those the viewer sees
     definition: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
@@ -108,17 +108,20 @@ def _phase_state(rules: PhaseDefinition, now: dt.datetime) -> str:
     return "upcoming" if rules.opens and now < rules.opens else "closed"
 
 
-def _phase_info(session: Session, phase: Phase, now: dt.datetime | None = None) -> PhaseInfo:
+def _phase_info(session: Session, phase: Phase, caller: Identity | None, now: dt.datetime | None = None,
+                who: access.Standing | None = None) -> PhaseInfo:
     challenge = phase.challenge
     rules = _rules(phase)
+    who = who or access.standing(session, caller, challenge)
     count_cases = select(func.count(Case.id)).where(Case.phase_id == phase.id)
-    count_submissions = select(func.count(Submission.id)).where(Submission.phase_id == phase.id)
+    submissions = session.scalars(select(Submission).where(Submission.phase_id == phase.id)).all()
+    seen = sum(access.view_with_standing(who, caller, rules, s) is not None for s in submissions)
     return PhaseInfo(
         challenge=challenge.slug, challenge_title=challenge.title, slug=phase.slug,
         title=phase.title or rules.title or phase.slug, state=_phase_state(rules, now or utcnow()),
         opens=rules.opens, closes=rules.closes, leaderboard_public=rules.leaderboard_public,
         case_results_public=rules.case_results_public, cases=session.scalar(count_cases) or 0,
-        submissions=session.scalar(count_submissions) or 0, definition=challenge.definition)
+        submissions=seen, definition=challenge.definition)
 
 
 def _find_phase(session: Session, challenge_slug: str, phase_slug: str) -> Phase | None:
@@ -128,12 +131,16 @@ def _find_phase(session: Session, challenge_slug: str, phase_slug: str) -> Phase
 
 def list_challenges(settings: Settings, caller: Identity | None, now: dt.datetime | None = None
                     ) -> list[ChallengeInfo]:
-    """Every challenge with its phases (challenges are public)."""
+    """Every challenge with its phases (challenges are public; the submissions counted are those
+the caller sees)."""
     with read_session(settings.database_url) as session:
         challenges = session.scalars(select(Challenge).order_by(Challenge.created_at, Challenge.id)).all()
-        return [ChallengeInfo(slug=c.slug, title=c.title, description=c.description,
-                              phases=[_phase_info(session, p, now) for p in c.phases])
-                for c in challenges]
+        result = []
+        for c in challenges:
+            who = access.standing(session, caller, c)
+            result.append(ChallengeInfo(slug=c.slug, title=c.title, description=c.description,
+                                        phases=[_phase_info(session, p, caller, now, who) for p in c.phases]))
+        return result
 
 
 def metric_column(label: str | None, metric: str) -> str:
@@ -340,7 +347,7 @@ def submission_info(settings: Settings, caller: Identity | None, submission_id: 
         submission, view = _visible_submission(session, caller, submission_id)
         if submission is None:
             return None
-        rules = _phase_info(session, submission.phase)
+        rules = _phase_info(session, submission.phase, caller)
         return SubmissionInfo(
             id=submission.id, challenge=rules.challenge, phase=rules.slug, participant=submission.participant,
             image=submission.image if view.details else "",

@@ -37,7 +37,9 @@ def test_challenges_with_phase_states_and_counts(filled: Filled, viewers: dict[s
     assert [p.slug for p in challenge.phases] == ["validation", "test", "live"]
     assert {s: p.state for s, p in phases.items()} == {"validation": "open", "test": "open", "live": "open"}
     assert [p.cases for p in challenge.phases] == [3, 3, 3]
-    assert [p.submissions for p in challenge.phases] == [3, 1, 1]
+    assert [p.submissions for p in challenge.phases] == [2, 0, 1]  # carol's run and the hidden phase: unseen
+    for who, seen in (("carol", [3, 0, 1]), ("alice", [2, 1, 1]), ("olga", [3, 1, 1]), ("root", [3, 1, 1])):
+        assert [p.submissions for p in data.list_challenges(viewers[who])[0].phases] == seen, who
     later = {p.slug: p.state for p in data.list_challenges(viewers[None], now=dt.datetime(2025, 4, 2))[0].phases}
     assert later["test"] == "closed"
     assert (phases["test"].leaderboard_public, phases["test"].case_results_public) == (False, False)
