@@ -1,5 +1,5 @@
 """The Streamlit dashboard: challenges, phase leaderboards, submissions with per-case results and
-logs, and case images. It reads the database and the case store and never writes either.
+logs, and case images. It reads through the services (which apply the access rules) and the case store.
 
 ``launch()`` starts it as a server process; ``medarena dashboard`` calls it.
 """
@@ -23,5 +23,7 @@ def launch(port: int = 8501, address: str = "127.0.0.1") -> subprocess.Popen:
         sys.executable, "-m", "streamlit", "run", str(app_path()),
         "--server.headless", "true", "--server.port", str(port), "--server.address", address,
         "--browser.gatherUsageStats", "false",
+        # no "Deploy" menu and no developer toolbar for the people looking at the leaderboards
+        "--client.toolbarMode", "viewer",
     ]
     return subprocess.Popen(command, env=os.environ.copy())

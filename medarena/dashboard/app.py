@@ -2,7 +2,9 @@
 
 Run it with ``medarena dashboard`` (or ``streamlit run`` on this file). Each view has its own URL:
 ``/`` the challenges, ``/leaderboard?challenge=C&phase=P``, ``/submission?id=N`` and
-``/case?submission=N&case=NAME``. It reads the database and the case store and never writes.
+``/case?submission=N&case=NAME``. A viewer logs in (sidebar) with their account and sees what the access rules of
+:mod:`medarena.services.access` let them; anonymous viewers see what is public. It reads through
+the services and the case store, and writes only logins and logouts.
 """
 
 import streamlit as st
@@ -10,6 +12,8 @@ import streamlit as st
 from medarena.dashboard import ui
 
 st.set_page_config(page_title="medarena", page_icon=":material/radiology:", layout="wide")
+
+ui.login_box(ui.viewer())
 
 pages = st.navigation([
     st.Page(ui.CHALLENGES, title="Challenges", icon=ui.ICONS["challenges"], url_path="challenges", default=True),

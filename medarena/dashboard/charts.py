@@ -55,3 +55,26 @@ def leaderboard_distribution(values: pd.DataFrame, metric: str) -> alt.Chart:
     return alt.layer(base.mark_boxplot(extent="min-max", opacity=0.35),
                      base.mark_circle(size=40, opacity=0.8).encode(tooltip=["participant", "case", "value"])
                      ).properties(height=260)
+
+
+def rank_blobs(stability: pd.DataFrame) -> alt.Chart:
+    """Ranking stability as a blob plot (challengeR's, Wiesenfarth et al., Sci Rep 2021): the
+    submissions in leaderboard order across, their rank over the bootstrap resamples down, each
+    dot's area proportional to how often the submission took that rank.
+
+    ``stability``: columns rank, participant, submission, bootstrap rank, frequency.
+    """
+    frame = stability.assign(who=[f"#{sid} {who}" for sid, who in
+                                  zip(stability["submission"], stability["participant"], strict=True)])
+    order = list(dict.fromkeys(frame["who"]))
+    count = max(len(order), 1)
+    return alt.Chart(frame).mark_circle(color="#1f6f8b", opacity=0.6).encode(
+        x=alt.X("who:N", title="submission (leaderboard order)", sort=order, axis=alt.Axis(labelAngle=-30)),
+        y=alt.Y("bootstrap rank:Q", title="bootstrap rank",
+                scale=alt.Scale(domain=[count + 0.5, 0.5], nice=False, zero=False),
+                axis=alt.Axis(values=list(range(1, count + 1)), format="d")),
+        size=alt.Size("frequency:Q", title="share of resamples",
+                      scale=alt.Scale(domain=[0, 1], range=[0, min(1200, 24_000 / count ** 2)])),
+        tooltip=[alt.Tooltip("who:N", title="submission"), alt.Tooltip("rank:Q", title="leaderboard rank"),
+                 "bootstrap rank:Q", alt.Tooltip("frequency:Q", format=".1%")],
+    ).properties(height=max(240, 70 * count))

@@ -9,8 +9,11 @@ from typing import Any, TypeVar
 import pandas as pd
 import streamlit as st
 
+from medarena.dashboard.data import Viewer
 from medarena.display import markdown_literal, visible
+from medarena.errors import MedarenaError, Unauthenticated
 from medarena.platform.settings import Settings, load_settings
+from medarena.services import accounts
 
 CHALLENGES = "views/challenges.py"
 LEADERBOARD = "views/leaderboard.py"
@@ -22,6 +25,71 @@ T = TypeVar("T")
 
 def settings() -> Settings:
     return load_settings()
+
+
+TOKEN_KEY = "medarena_token"
+IDENTITY_KEY = "medarena_identity"
+
+
+def viewer() -> Viewer:
+    """Who is looking: the identity behind the token kept in the session, checked again on every
+    run, so that a revoked token or a disabled account stops counting at once."""
+    config = settings()
+    token = st.session_state.get(TOKEN_KEY)
+    identity = None
+    if token:
+        try:
+            identity = accounts.authenticate(config, token)
+        except Unauthenticated:
+            forget_login()
+    st.session_state[IDENTITY_KEY] = identity
+    return Viewer(config, identity)
+
+
+def current() -> Viewer:
+    """The viewer the app checked at the start of this run (see :func:`viewer`)."""
+    return Viewer(settings(), st.session_state.get(IDENTITY_KEY))
+
+
+def forget_login() -> None:
+    st.session_state.pop(TOKEN_KEY, None)
+    st.session_state[IDENTITY_KEY] = None
+
+
+def client_address() -> str:
+    """The browser's address for the login throttle (one bucket for all when it is not known)."""
+    try:
+        address = st.context.ip_address
+    except Exception:  # noqa: BLE001  (no server behind the script: a test run)
+        address = None
+    return f"dashboard:{address[:45] if isinstance(address, str) and address else 'unknown'}"
+
+
+def login_box(who: Viewer) -> None:
+    """The sidebar's login form, or the user's name with a logout button."""
+    with st.sidebar:
+        if who.identity is not None:
+            st.text(f"Logged in as {who.identity.username}" + (" (admin)" if who.identity.is_admin else ""))
+            if st.button("Log out", key="logout"):
+                try:
+                    accounts.logout(who.settings, who.identity)
+                finally:
+                    forget_login()
+                st.rerun()
+            return
+        with st.form("login", clear_on_submit=False):
+            st.markdown("**Log in**")
+            username = st.text_input("User name", key="login_user")
+            password = st.text_input("Password", type="password", key="login_password")
+            submitted = st.form_submit_button("Log in")
+        if submitted:
+            try:
+                token = accounts.login(who.settings, username.strip(), password, client_address())
+            except MedarenaError as exc:
+                st.error(str(exc))
+                return
+            st.session_state[TOKEN_KEY] = token
+            st.rerun()
 
 
 def param(name: str) -> str | None:

@@ -124,16 +124,36 @@ def case_results_visible(session: Session, caller: Identity | None, phase: Phase
 def submission_view(session: Session, caller: Identity | None, submission: Submission) -> SubmissionView:
     """What the caller sees of a submission; :class:`NotFound` when nothing."""
     who = standing(session, caller, submission.phase.challenge)
+    view = view_with_standing(who, caller, phase_rules(submission.phase), submission)
+    if view is None:
+        raise NotFound(f"no submission {submission.id}")
+    return view
+
+
+def view_with_standing(who: Standing, caller: Identity | None, rules: PhaseDefinition,
+                       submission: Submission) -> SubmissionView | None:
+    """:func:`submission_view` for a caller whose standing in the challenge is known (None: nothing
+    to see), so that a list of one phase's submissions asks for the standing once."""
     if who.staff:
         return SubmissionView(owner=False, staff=True, scores=True, details=True, logs=True, platform_log=True)
-    rules = phase_rules(submission.phase)
     if caller is not None and submission.submitter_id == caller.user_id:
         hidden = not (rules.leaderboard_public or rules.case_results_public)
         return SubmissionView(owner=True, staff=False, scores=not hidden, details=True,
                               logs=rules.participant_logs == "own", platform_log=False)
     if rules.leaderboard_public and rules.case_results_public and submission.state in ("succeeded", "failed"):
         return SubmissionView(owner=False, staff=False, scores=True, details=False, logs=False, platform_log=False)
-    raise NotFound(f"no submission {submission.id}")
+    return None
+
+
+def case_images_visible(session: Session, caller: Identity | None, submission: Submission) -> SubmissionView:
+    """The images of a submission's cases (input, reference, prediction): to organizers, and to
+    anyone who sees the submission where the phase's leaderboard and case results are public
+    (an image of a hidden test case leaks the test set, to its owner too)."""
+    view = submission_view(session, caller, submission)
+    rules = phase_rules(submission.phase)
+    if not (view.staff or (rules.leaderboard_public and rules.case_results_public)):
+        raise NotFound(f"no case images for submission {submission.id}")
+    return view
 
 
 def visible_submission(session: Session, caller: Identity | None, submission_id: int

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dashboard.filled_db import Filled, fill, store_case_images
+from medarena.dashboard.data import Viewer
+from medarena.platform.settings import Settings
+from medarena.services import accounts
+from tests.dashboard.filled_db import PASSWORDS, Filled, fill, store_case_images
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +27,14 @@ def dashboard_env(filled: Filled, monkeypatch: pytest.MonkeyPatch) -> Filled:
     monkeypatch.setenv("MEDARENA_DATABASE_URL", filled.url)
     monkeypatch.setenv("MEDARENA_STORE", filled.store)
     return filled
+
+
+@pytest.fixture(scope="session")
+def viewers(filled: Filled) -> dict[str | None, Viewer]:
+    """Who looks, by user name (None: anonymous), each logged in through the accounts service."""
+    settings = Settings(home=filled.home, database_url=filled.url, store=filled.store, ray_address=None)
+    result: dict[str | None, Viewer] = {None: Viewer(settings)}
+    for name, password in PASSWORDS.items():
+        token = accounts.login(settings, name, password, "tests")
+        result[name] = Viewer(settings, accounts.authenticate(settings, token))
+    return result

@@ -7,6 +7,10 @@ Challenge ``lungs`` (segmentation, input ``ct``, output ``mask``, reference ``re
   #3 carol running (one job each succeeded, running, queued); case images stored for case001.
 - phase ``test`` (nothing public): #4 alice succeeded, ranked, case003 failed with logs.
 - phase ``live`` (public, not ranked yet): #5 dave succeeded with aggregates.
+
+Accounts (password ``PASSWORDS[name]``): participants alice, bob, carol and dave, each the submitter
+of their submissions; olga, organizer of ``lungs``; root, site admin. Failed cases carry an
+organizer-only platform log.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medarena.accounts import users
 from medarena.evaluators.image import Image
 from medarena.platform import casestore
 from medarena.platform.challenges import parse_definition
@@ -40,6 +45,12 @@ DICE = {  # submission -> case -> dice of label "nodule"
 HD95 = {"alice": {"case001": 3.5, "case002": 4.25, "case003": 6.0}, "bob": {"case001": 1.5, "case003": 2.0}}
 TIMEOUT_DETAIL = "the algorithm ran longer than the phase's wall time of 300 s"
 TEST_STDERR = "Traceback: secret test data path /input/images/ct/abc.mha"
+PLATFORM_LOG = "node worker-3: podman exit 137, cgroup memory.max reached"
+TEST_PLATFORM_LOG = "node worker-1: retried after a store timeout"
+PARTICIPANTS = ("alice", "bob", "carol", "dave")
+PASSWORDS = {name: f"{name}-password-1" for name in (*PARTICIPANTS, "olga", "root")}
+
+BOOTSTRAP = 400
 
 DEFINITION = {
     "slug": "lungs", "title": "Lung Nodule Segmentation", "description": "Segment every **nodule**.",
@@ -58,6 +69,8 @@ DEFINITION = {
     },
     "evaluation": {"task": "segmentation", "reference": {"mask": "reference"},
                    "prediction": {"mask": "mask"}},
+    "ranking": {"method": "aggregate-then-rank", "bootstrap": BOOTSTRAP, "seed": 3,
+                "metrics": [{"metric": "dice", "label": "nodule", "higher_is_better": True}]},
 }
 
 # The stored case001: a 6x20x24 volume, reference a box, prediction a shifted box.
@@ -103,6 +116,12 @@ def fill(url: str) -> dict[str, int]:
         cases = {slug: {n: Case(phase=phase, name=n, checksum="0" * 64) for n in CASES}
                  for slug, phase in phases.items()}
         s.add(challenge)
+        s.flush()
+        people = {name: users.add_user(s, name, PASSWORDS[name]) for name in (*PARTICIPANTS, "olga")}
+        users.add_user(s, "root", PASSWORDS["root"], is_admin=True)
+        for name in PARTICIPANTS:
+            users.grant(s, people[name], challenge.id, "participant")
+        users.grant(s, people["olga"], challenge.id, "organizer")
 
         alice = Submission(phase=phases["validation"], participant="alice", image="alice/seg:1",
                            image_digest="sha256:aaaa", state="succeeded", created_at=T0,
@@ -125,6 +144,7 @@ def fill(url: str) -> dict[str, int]:
         failed = bob_jobs["case002"]
         failed.reason, failed.detail = "timeout", TIMEOUT_DETAIL + "\nsecond line of detail"
         failed.stdout_tail, failed.stderr_tail = "loading weights\npredicting", "Killed after 300 s"
+        failed.platform_log = PLATFORM_LOG
         carol = Submission(phase=phases["validation"], participant="carol", image="carol/x:1",
                            image_digest="sha256:cccc", state="running", created_at=T0 + dt.timedelta(hours=2))
         _jobs(carol, cases["validation"], {"case001": "succeeded", "case002": "running", "case003": "queued"})
@@ -150,6 +170,7 @@ def fill(url: str) -> dict[str, int]:
         crashed = test_jobs["case003"]
         crashed.reason, crashed.detail = "exit_code", "the algorithm exited with code 1"
         crashed.stderr_tail = TEST_STDERR
+        crashed.platform_log = TEST_PLATFORM_LOG
         dave = Submission(phase=phases["live"], participant="dave", image="dave/a:1",
                           image_digest="sha256:dddd",
                           state="succeeded", created_at=T0, finished_at=T0 + dt.timedelta(minutes=5),
@@ -157,6 +178,8 @@ def fill(url: str) -> dict[str, int]:
                                       "all": {"volume_difference_ml": {"mean": 1.5}}})
         s.add_all([alice_test, dave])
         s.flush()
+        for submission in (alice, bob, carol, alice_test, dave):
+            submission.submitter_id = people[submission.participant].id
         s.add(LeaderboardEntry(phase_id=phases["test"].id, submission_id=alice_test.id, rank=1, score=1.0,
                                columns={"dice (nodule) mean": 0.5}))
         return {"alice": alice.id, "bob": bob.id, "carol": carol.id, "alice-test": alice_test.id,

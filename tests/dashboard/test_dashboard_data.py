@@ -1,4 +1,6 @@
-"""The dashboard's queries against the values the fixture inserted (see filled_db)."""
+"""The dashboard's reads (through the services) against the values the fixture inserted (see
+filled_db), as each viewer sees them: anonymous, the participant, another participant, the
+organizer, the admin."""
 
 from __future__ import annotations
 
@@ -9,13 +11,18 @@ import numpy as np
 import pytest
 
 from medarena.dashboard import data, images
+from medarena.dashboard.data import Viewer
 from medarena.platform.settings import Settings
 from tests.dashboard.filled_db import (
+    BOOTSTRAP,
+    DEFINITION,
     DICE,
     HD95,
+    PLATFORM_LOG,
     PREDICTION,
     REFERENCE,
     SPACING,
+    TEST_PLATFORM_LOG,
     TEST_STDERR,
     TIMEOUT_DETAIL,
     VOLUME,
@@ -23,21 +30,23 @@ from tests.dashboard.filled_db import (
 )
 
 
-def test_challenges_with_phase_states_and_counts(filled: Filled) -> None:
-    [challenge] = data.list_challenges(filled.url, now=dt.datetime(2025, 3, 15))
+def test_challenges_with_phase_states_and_counts(filled: Filled, viewers: dict[str | None, Viewer]) -> None:
+    [challenge] = data.list_challenges(viewers[None], now=dt.datetime(2025, 3, 15))
     assert (challenge.slug, challenge.title) == ("lungs", "Lung Nodule Segmentation")
     phases = {p.slug: p for p in challenge.phases}
     assert [p.slug for p in challenge.phases] == ["validation", "test", "live"]
     assert {s: p.state for s, p in phases.items()} == {"validation": "open", "test": "open", "live": "open"}
     assert [p.cases for p in challenge.phases] == [3, 3, 3]
-    assert [p.submissions for p in challenge.phases] == [3, 1, 1]
-    later = {p.slug: p.state for p in data.list_challenges(filled.url, now=dt.datetime(2025, 4, 2))[0].phases}
+    assert [p.submissions for p in challenge.phases] == [2, 0, 1]  # carol's run and the hidden phase: unseen
+    for who, seen in (("carol", [3, 0, 1]), ("alice", [2, 1, 1]), ("olga", [3, 1, 1]), ("root", [3, 1, 1])):
+        assert [p.submissions for p in data.list_challenges(viewers[who])[0].phases] == seen, who
+    later = {p.slug: p.state for p in data.list_challenges(viewers[None], now=dt.datetime(2025, 4, 2))[0].phases}
     assert later["test"] == "closed"
     assert (phases["test"].leaderboard_public, phases["test"].case_results_public) == (False, False)
 
 
-def test_leaderboard_rows_in_rank_order_with_metric_columns(filled: Filled) -> None:
-    board = data.leaderboard(filled.url, "lungs", "validation")
+def test_leaderboard_rows_in_rank_order_with_metric_columns(filled: Filled, viewers: dict[str | None, Viewer]) -> None:
+    board = data.leaderboard(viewers[None], "lungs", "validation")
     assert list(board.columns) == [*data.LEADERBOARD_COLUMNS, "dice (nodule) mean", "auroc"]
     assert list(board["participant"]) == ["bob", "alice"]
     assert list(board["rank"]) == [1, 2]
@@ -48,37 +57,71 @@ def test_leaderboard_rows_in_rank_order_with_metric_columns(filled: Filled) -> N
     assert board["submitted"].iloc[0] == dt.datetime(2025, 3, 1, 10, 0)
 
 
-def test_hidden_leaderboard_is_empty(filled: Filled) -> None:
-    assert data.leaderboard(filled.url, "lungs", "test").empty
-    assert data.unranked_results(filled.url, "lungs", "test").empty
-    assert data.phase_case_values(filled.url, "lungs", "test").empty
+Viewers = dict[str | None, Viewer]
 
 
-def test_unknown_phase_gives_empty_tables(filled: Filled) -> None:
-    assert data.phase_info(filled.url, "lungs", "nope") is None
-    assert data.leaderboard(filled.url, "nope", "validation").empty
-    assert data.unfinished_submissions(filled.url, "lungs", "nope").empty
+@pytest.mark.parametrize("who", [None, "alice", "bob"])
+def test_hidden_leaderboard_does_not_exist_for_participants(viewers: Viewers, who: str | None) -> None:
+    assert data.leaderboard(viewers[who], "lungs", "test") is None
+    assert data.unranked_results(viewers[who], "lungs", "test") is None
+    assert data.phase_case_values(viewers[who], "lungs", "test") is None
+    assert data.rank_stability(viewers[who], "lungs", "test") is None
 
 
-def test_unranked_phase_lists_finished_submissions_with_aggregate_means(filled: Filled) -> None:
-    assert data.leaderboard(filled.url, "lungs", "live").empty
-    table = data.unranked_results(filled.url, "lungs", "live")
+@pytest.mark.parametrize("who", ["olga", "root"])
+def test_hidden_leaderboard_is_the_organizers(filled: Filled, viewers: Viewers, who: str) -> None:
+    board = data.leaderboard(viewers[who], "lungs", "test")
+    assert list(board["participant"]) == ["alice"]
+    assert list(board["submission"]) == [filled.ids["alice-test"]]
+    assert list(board["dice (nodule) mean"]) == [0.5]
+    values = data.phase_case_values(viewers[who], "lungs", "test")
+    assert values[values["column"] == "nodule/dice"].set_index("case")["value"].to_dict() == pytest.approx(
+        {"case001": 0.55, "case002": 0.45})
+
+
+def test_unknown_phase_gives_nothing(viewers: Viewers) -> None:
+    assert data.phase_submissions(viewers["olga"], "lungs", "nope").empty
+    assert data.leaderboard(viewers["root"], "nope", "validation") is None
+    assert data.unfinished_submissions(viewers["olga"], "lungs", "nope").empty
+
+
+def test_unranked_phase_lists_finished_submissions_with_aggregate_means(viewers: Viewers) -> None:
+    assert data.leaderboard(viewers[None], "lungs", "live").empty
+    table = data.unranked_results(viewers[None], "lungs", "live")
     assert list(table["participant"]) == ["dave"]
     assert table.loc[0, "nodule/dice"] == 0.66
     assert table.loc[0, "volume_difference_ml"] == 1.5  # the whole-case label "all" drops out of the name
     assert "std" not in " ".join(table.columns)
 
 
-def test_unfinished_submissions_with_job_counts(filled: Filled) -> None:
-    table = data.unfinished_submissions(filled.url, "lungs", "validation")
-    assert list(table["participant"]) == ["carol"]
-    row = table.iloc[0]
-    assert (row["state"], row["queued"], row["running"], row["succeeded"], row["failed"]) == (
-        "running", 1, 1, 1, 0)
+@pytest.mark.parametrize("who", ["carol", "olga", "root"])
+def test_running_submission_with_job_counts_for_its_owner_and_organizers(viewers: Viewers, who: str) -> None:
+    table = data.unfinished_submissions(viewers[who], "lungs", "validation")
+    running = table[table["state"] == "running"]
+    assert list(running["participant"]) == ["carol"]
+    row = running.iloc[0]
+    assert (row["queued"], row["running"], row["succeeded"], row["failed"]) == (1, 1, 1, 0)
 
 
-def test_case_results_pivot_metric_values(filled: Filled) -> None:
-    table = data.case_results(filled.url, filled.ids["alice"]).set_index("case")
+@pytest.mark.parametrize("who", [None, "alice", "bob"])
+def test_a_running_submission_is_not_listed_for_others(filled: Filled, viewers: Viewers, who: str | None) -> None:
+    listed = set(data.phase_submissions(viewers[who], "lungs", "validation")["submission"])
+    assert filled.ids["carol"] not in listed
+    assert {filled.ids["alice"], filled.ids["bob"]} <= listed  # ended, in a public phase
+    assert data.submission_info(viewers[who], filled.ids["carol"]) is None
+    assert data.case_results(viewers[who], filled.ids["carol"]).empty
+
+
+def test_lists_of_the_hidden_phase_by_viewer(filled: Filled, viewers: Viewers) -> None:
+    def listed(who):
+        return list(data.phase_submissions(viewers[who], "lungs", "test")["submission"])
+
+    assert listed(None) == [] and listed("bob") == []
+    assert listed("alice") == listed("olga") == listed("root") == [filled.ids["alice-test"]]
+
+
+def test_case_results_pivot_metric_values(filled: Filled, viewers: Viewers) -> None:
+    table = data.case_results(viewers[None], filled.ids["alice"]).set_index("case")
     assert list(table.index) == ["case001", "case002", "case003"]
     for case, dice in DICE["alice"].items():
         assert table.loc[case, "nodule/dice"] == pytest.approx(dice)
@@ -87,47 +130,119 @@ def test_case_results_pivot_metric_values(filled: Filled) -> None:
     assert set(table["state"]) == {"succeeded"}
 
 
-def test_failed_case_keeps_its_reason_and_first_line(filled: Filled) -> None:
-    table = data.case_results(filled.url, filled.ids["bob"]).set_index("case")
+@pytest.mark.parametrize("who", ["bob", "olga", "root"])
+def test_failed_case_with_detail_and_logs_for_owner_and_organizers(filled: Filled, viewers: Viewers,
+                                                                    who: str) -> None:
+    table = data.case_results(viewers[who], filled.ids["bob"]).set_index("case")
     assert table.loc["case002", "state"] == "failed"
     assert table.loc["case002", "reason"] == "timeout"
-    assert table.loc["case002", "detail"] == TIMEOUT_DETAIL
+    assert table.loc["case002", "detail"] == TIMEOUT_DETAIL  # the first line only
     assert math.isnan(table.loc["case002", "nodule/dice"])
     assert table.loc["case003", "nodule/dice"] == pytest.approx(DICE["bob"]["case003"])
-    [failure] = data.failed_cases(filled.url, filled.ids["bob"])
+    [failure] = data.failed_cases(viewers[who], filled.ids["bob"])
     assert (failure.case, failure.reason) == ("case002", "timeout")
     assert failure.stderr_tail == "Killed after 300 s"
     assert failure.stdout_tail == "loading weights\npredicting"
+    assert failure.platform_log == ("" if who == "bob" else PLATFORM_LOG)
 
 
-def test_hidden_case_results_keep_states_but_not_values_or_logs(filled: Filled) -> None:
-    table = data.case_results(filled.url, filled.ids["alice-test"])
+@pytest.mark.parametrize("who", [None, "alice"])
+def test_others_see_a_public_failure_without_detail_or_logs(filled: Filled, viewers: Viewers,
+                                                            who: str | None) -> None:
+    table = data.case_results(viewers[who], filled.ids["bob"]).set_index("case")
+    assert table.loc["case002", "reason"] == "timeout"
+    assert table.loc["case002", "detail"] == ""
+    assert table.loc["case003", "nodule/dice"] == pytest.approx(DICE["bob"]["case003"])
+    [failure] = data.failed_cases(viewers[who], filled.ids["bob"])
+    assert (failure.detail, failure.stdout_tail, failure.stderr_tail, failure.platform_log) == ("", "", "", "")
+    info = data.submission_info(viewers[who], filled.ids["bob"])
+    assert (info.image, info.image_digest) == ("", "")
+    assert info.dataset_metrics["auroc"] == 0.91
+
+
+def test_owner_of_a_hidden_phase_sees_states_not_scores_or_logs(filled: Filled, viewers: Viewers) -> None:
+    alice = viewers["alice"]
+    table = data.case_results(alice, filled.ids["alice-test"])
     assert list(table.columns) == data.CASE_COLUMNS
     assert list(table["state"]) == ["succeeded", "succeeded", "failed"]
     assert table.iloc[2]["reason"] == "exit_code"
-    assert data.metric_values(filled.url, filled.ids["alice-test"]).empty
-    [failure] = data.failed_cases(filled.url, filled.ids["alice-test"])
+    assert data.metric_values(alice, filled.ids["alice-test"]).empty
+    [failure] = data.failed_cases(alice, filled.ids["alice-test"])
     assert failure.reason == "exit_code"
-    assert TEST_STDERR not in (failure.stderr_tail, failure.stdout_tail)
+    assert failure.detail == "the algorithm exited with code 1"
+    assert TEST_STDERR not in (failure.stderr_tail, failure.stdout_tail)  # participant_logs: none
+    assert failure.platform_log == ""
+    info = data.submission_info(alice, filled.ids["alice-test"])
+    assert info.view.owner and info.image == "alice/seg:1"
+    assert info.dataset_metrics == {} and info.aggregates == {}
+    assert data.case_image_submission(alice, filled.ids["alice-test"]) is None
 
 
-def test_metric_values_long_table(filled: Filled) -> None:
-    values = data.metric_values(filled.url, filled.ids["bob"])
+@pytest.mark.parametrize("who", ["olga", "root"])
+def test_organizers_see_everything_of_a_hidden_phase(filled: Filled, viewers: Viewers, who: str) -> None:
+    [failure] = data.failed_cases(viewers[who], filled.ids["alice-test"])
+    assert failure.stderr_tail == TEST_STDERR
+    assert failure.platform_log == TEST_PLATFORM_LOG
+    values = data.metric_values(viewers[who], filled.ids["alice-test"])
+    assert values[values["metric"] == "dice"].set_index("case")["value"].to_dict() == pytest.approx(
+        {"case001": 0.55, "case002": 0.45})
+    info = data.submission_info(viewers[who], filled.ids["alice-test"])
+    assert info.dataset_metrics == {"auroc": 0.5} and info.view.staff
+
+
+@pytest.mark.parametrize("who", [None, "bob", "carol", "dave"])
+def test_a_hidden_submission_is_not_found(filled: Filled, viewers: Viewers, who: str | None) -> None:
+    sid = filled.ids["alice-test"]
+    assert data.submission_info(viewers[who], sid) is None
+    assert data.case_results(viewers[who], sid).empty
+    assert data.metric_values(viewers[who], sid).empty
+    assert data.failed_cases(viewers[who], sid) == []
+    assert data.case_image_submission(viewers[who], sid) is None
+    assert data.submission_info(viewers[who], 999) is None
+
+
+def test_metric_values_long_table(filled: Filled, viewers: Viewers) -> None:
+    values = data.metric_values(viewers[None], filled.ids["bob"])
     assert len(values) == 2 * 3  # two succeeded cases, three metrics each
     dice = values[values["metric"] == "dice"].set_index("case")["value"]
     assert dice.to_dict() == pytest.approx(DICE["bob"])
     assert set(values["label"]) == {"nodule", ""}
 
 
-def test_submission_scores_follow_the_leaderboard_rule(filled: Filled) -> None:
-    public = data.submission_info(filled.url, filled.ids["bob"])
-    assert public.participant == "bob" and public.image_digest == "sha256:bbbb"
+def test_rank_stability_counts_the_bootstrap_ranks(filled: Filled, viewers: Viewers) -> None:
+    """The recipe ranks on the mean nodule dice. Bob failed case002, which counts as the worst dice
+    of the table (alice's 0.64), so over (case001, case002, case003) bob has (0.93, 0.64, 0.88) and
+    alice (0.81, 0.72, 0.64); a resample ranks bob first when his mean is higher (never equal
+    here). The resamples are drawn as the ranking code documents them:
+    ``default_rng(seed).integers(0, K, (B, K))``."""
+    blobs, note = data.rank_stability(viewers[None], "lungs", "validation")
+    assert note == ""
+    assert list(dict.fromkeys(blobs["participant"])) == ["bob", "alice"]
+    bob = np.array([0.93, 0.64, 0.88])
+    alice = np.array([DICE["alice"][c] for c in ("case001", "case002", "case003")])
+    resamples = np.random.default_rng(DEFINITION["ranking"]["seed"]).integers(0, 3, (BOOTSTRAP, 3))
+    bob_first = float(np.mean(bob[resamples].mean(axis=1) > alice[resamples].mean(axis=1)))
+    assert 0 < bob_first < 1
+
+    def share(who: str, rank: int) -> float:
+        return blobs[(blobs["participant"] == who) & (blobs["bootstrap rank"] == rank)]["frequency"].sum()
+
+    assert share("bob", 1) == pytest.approx(bob_first)
+    assert share("bob", 2) == pytest.approx(1 - bob_first)
+    assert share("alice", 1) == pytest.approx(1 - bob_first)
+    assert share("alice", 2) == pytest.approx(bob_first)
+    assert set(blobs["bootstrap rank"]) == {1, 2}
+    unranked, note = data.rank_stability(viewers[None], "lungs", "live")  # no leaderboard rows yet
+    assert unranked.empty and note == ""
+
+
+def test_submission_scores_follow_the_leaderboard_rule(filled: Filled, viewers: Viewers) -> None:
+    public = data.submission_info(viewers[None], filled.ids["bob"])
+    assert public.participant == "bob"
     assert public.job_states == {"succeeded": 2, "failed": 1}
     assert public.dataset_metrics["auroc"] == 0.91
-    hidden = data.submission_info(filled.url, filled.ids["alice-test"])
-    assert hidden.state == "succeeded"
-    assert hidden.dataset_metrics == {} and hidden.aggregates == {}
-    assert data.submission_info(filled.url, 999) is None
+    own = data.submission_info(viewers["bob"], filled.ids["bob"])
+    assert own.image_digest == "sha256:bbbb" and own.view.owner and not own.view.platform_log
 
 
 def test_dataset_metrics_split_into_numbers_and_curves() -> None:
@@ -143,8 +258,8 @@ def test_dataset_metrics_split_into_numbers_and_curves() -> None:
     assert curves["froc"]["sensitivity"].tolist() == [0.5, 0.6]
 
 
-def test_phase_case_values_in_rank_order(filled: Filled) -> None:
-    values = data.phase_case_values(filled.url, "lungs", "validation")
+def test_phase_case_values_in_rank_order(filled: Filled, viewers: dict[str | None, Viewer]) -> None:
+    values = data.phase_case_values(viewers[None], "lungs", "validation")
     assert list(dict.fromkeys(values["participant"])) == ["bob", "alice"]  # carol is not ranked
     alice = values[(values["participant"] == "alice") & (values["column"] == "nodule/dice")]
     assert alice.set_index("case")["value"].to_dict() == pytest.approx(DICE["alice"])
@@ -158,7 +273,7 @@ def test_store_urls_match_the_scheduler(tmp_path) -> None:
     assert data.references_store_url("/data/store", "c", "p") == scheduler.references_url(settings, "c", "p")
 
 
-def test_slices_come_from_the_stored_volume(filled: Filled) -> None:
+def test_slices_come_from_the_stored_volume(filled: Filled, viewers: dict[str | None, Viewer]) -> None:
     volume = images.open_volume(data.inputs_store_url(filled.store, "lungs", "validation"), "case001", "ct")
     assert volume.shape == VOLUME.shape and volume.spacing == SPACING
     np.testing.assert_array_equal(images.read_slice(volume), VOLUME[3])
@@ -170,7 +285,7 @@ def test_slices_come_from_the_stored_volume(filled: Filled) -> None:
     np.testing.assert_array_equal(images.read_slice(prediction, 0, 2), PREDICTION[2])
 
 
-def test_missing_store_or_case_is_reported(filled: Filled) -> None:
+def test_missing_store_or_case_is_reported(filled: Filled, viewers: dict[str | None, Viewer]) -> None:
     with pytest.raises(images.MissingStore):
         images.open_volume(f"{filled.store}/inputs/lungs/nowhere.zarr", "case001", "ct")
     with pytest.raises(images.MissingStore):

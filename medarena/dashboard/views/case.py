@@ -5,23 +5,19 @@ import streamlit as st
 
 from medarena.dashboard import data, images, ui
 
-config = ui.settings()
+viewer = ui.current()
+config = viewer.settings
 submission_id = ui.int_param("submission")
-info = data.submission_info(config.database_url, submission_id) if submission_id else None
-if info is None:
+found = data.case_image_submission(viewer, submission_id) if submission_id else None
+if found is None:  # absent, or not the viewer's to see: the same answer
     st.title("Case images")
     st.info("Open a case from a submission's page.")
     st.stop()
 
+info, cases = found
 rules = info.rules
-st.page_link(ui.SUBMISSION, label=f"Submission #{info.id} · {ui.md(info.participant)}", icon=ui.ICONS["submission"],
+st.page_link(ui.SUBMISSION, label=f"Submission #{info.id}", icon=ui.ICONS["submission"],
              query_params={"id": str(info.id)})
-if not rules.case_results_public:
-    st.title("Case images")
-    st.info("Case images and per-case results of this phase are not public.")
-    st.stop()
-
-cases = data.submission_cases(config.database_url, info.id)
 if not cases:
     st.info("This submission has no cases yet.")
     st.stop()
@@ -87,7 +83,7 @@ picture.pyplot(figure, clear_figure=True)
 for note in notes + more:
     legend.caption(ui.md(note))
 
-row = data.case_results(config.database_url, info.id)
+row = data.case_results(viewer, info.id)
 legend.table(row[row["case"] == case].set_index("case").T.map(ui.number).rename(columns=lambda _: "value"))
 for slug in images.image_sockets(outputs, ("boxes", "points", "probability", "json")):
     try:

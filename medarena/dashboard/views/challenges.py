@@ -7,7 +7,7 @@ from medarena.dashboard import data, ui
 from medarena.display import visible
 
 st.title("Challenges")
-challenges = data.list_challenges(ui.settings().database_url)
+challenges = data.list_challenges(ui.current())
 if not challenges:
     st.info("No challenges yet. An organizer creates one with `medarena challenge create FILE`.")
 

@@ -1,4 +1,5 @@
-"""A phase's leaderboard, its submissions in progress or failed, and links to each submission."""
+"""A phase's leaderboard with its ranking stability, the submissions in progress or failed, and
+links to each submission: as far as the viewer may see them."""
 
 import pandas as pd
 import streamlit as st
@@ -6,8 +7,8 @@ import streamlit as st
 from medarena.dashboard import charts, data, ui
 from medarena.display import visible
 
-url = ui.settings().database_url
-challenges = {c.slug: c for c in data.list_challenges(url)}
+viewer = ui.current()
+challenges = {c.slug: c for c in data.list_challenges(viewer)}
 if not challenges:
     st.title("Leaderboards")
     st.info("No challenges yet.")
@@ -32,47 +33,59 @@ def submission_links(frame: pd.DataFrame) -> pd.DataFrame:
 
 LINK = st.column_config.LinkColumn("submission", display_text=r"submission\?id=(\d+)")
 
-if not phase.leaderboard_public:
+board = data.leaderboard(viewer, phase.challenge, phase.slug)
+if board is None:
     st.info("The leaderboard of this phase is not public.")
 else:
-    board = data.leaderboard(url, phase.challenge, phase.slug)
+    if not phase.leaderboard_public:
+        st.warning("This leaderboard is hidden: only the challenge's organizers see it.")
     if not board.empty:
         top = board.iloc[0]
         lead = "Winner" if phase.state == "closed" else "Leading"
-        st.markdown(f"### {lead}: {ui.md(top['participant'])}")
+        st.subheader(f"{lead}:")
+        st.text(str(top["participant"]))
         st.caption(f"rank {top['rank']} · score {ui.number(top['score'])} · submission #{top['submission']}")
         podium = board.head(10)[["rank", "participant", "score", "rank interval", "submitted"]]
         podium = podium.assign(participant=podium["participant"].map(ui.md), score=podium["score"].map(ui.number),
                                submitted=podium["submitted"].map(ui.when))
-        st.table(podium.set_index("rank"))
+        st.dataframe(podium, hide_index=True)
         st.subheader("All columns")
         st.dataframe(ui.plain_frame(submission_links(board)), hide_index=True, column_config={"submission": LINK})
+        stability = data.rank_stability(viewer, phase.challenge, phase.slug)
+        if stability is not None:
+            blobs, note = stability
+            st.subheader("Ranking stability")
+            st.caption("Each submission's rank over the bootstrap resamples of the cases; a dot's size is "
+                       "the share of resamples with that rank. Rank intervals are the 2.5–97.5 % range.")
+            if note:
+                st.caption(note)
+            if not blobs.empty:
+                st.altair_chart(charts.rank_blobs(blobs), width="stretch")
     else:
-        unranked = data.unranked_results(url, phase.challenge, phase.slug)
-        if unranked.empty:
+        unranked = data.unranked_results(viewer, phase.challenge, phase.slug)
+        if unranked is None or unranked.empty:
             st.info("No finished submissions yet.")
         else:
             st.warning("This phase has not been ranked yet; these are the finished submissions with "
                        "the means of their metrics.")
             st.dataframe(ui.plain_frame(submission_links(unranked)), hide_index=True,
                          column_config={"submission": LINK})
-    if phase.case_results_public and not board.empty:
-        values = data.phase_case_values(url, phase.challenge, phase.slug)
-        if not values.empty:
-            values["participant"] = [f"{visible(who)} #{sid}" for who, sid in
-                                     zip(values["participant"], values["submission"], strict=True)]
-            st.subheader("Per-case values")
-            metric = st.selectbox("Metric", list(dict.fromkeys(values["column"])), format_func=visible)
-            st.altair_chart(charts.leaderboard_distribution(values, metric), width="stretch")
+    values = data.phase_case_values(viewer, phase.challenge, phase.slug) if not board.empty else None
+    if values is not None and not values.empty:
+        values["participant"] = [f"{visible(who)} #{sid}" for who, sid in
+                                 zip(values["participant"], values["submission"], strict=True)]
+        st.subheader("Per-case values")
+        metric = st.selectbox("Metric", list(dict.fromkeys(values["column"])), format_func=visible)
+        st.altair_chart(charts.leaderboard_distribution(values, metric), width="stretch")
 
+unfinished = data.unfinished_submissions(viewer, phase.challenge, phase.slug)
 st.subheader("Submissions in progress or failed")
-unfinished = data.unfinished_submissions(url, phase.challenge, phase.slug)
 if unfinished.empty:
-    st.caption("None.")
+    st.caption("None that you can see.")
 else:
     st.dataframe(ui.plain_frame(submission_links(unfinished)), hide_index=True, column_config={"submission": LINK})
 
-everything = data.phase_submissions(url, phase.challenge, phase.slug)
+everything = data.phase_submissions(viewer, phase.challenge, phase.slug)
 if not everything.empty:
     st.subheader("Open a submission")
     labels = {row.submission: f"#{row.submission} · {visible(row.participant)} · {row.state} · "

@@ -1,11 +1,12 @@
-"""One submission: its header, per-case states and metrics, failures with logs, data-set metrics."""
+"""One submission as the viewer may see it: its header, per-case states and metrics, failures
+with logs (and the platform log, for organizers), data-set metrics."""
 
 import streamlit as st
 
 from medarena.dashboard import charts, data, ui
 from medarena.display import visible
 
-url = ui.settings().database_url
+viewer = ui.current()
 submission_id = ui.int_param("id")
 if submission_id is None:
     st.title("Submission")
@@ -16,21 +17,23 @@ if submission_id is None:
     submission_id = int(chosen)
     st.query_params["id"] = str(submission_id)
 
-info = data.submission_info(url, submission_id)
-if info is None:
+info = data.submission_info(viewer, submission_id)
+if info is None:  # absent, or not the viewer's to see: the same answer
     st.title("Submission")
     st.error(f"There is no submission #{submission_id}.")
     st.stop()
 
-rules = info.rules
+rules, view = info.rules, info.view
 st.page_link(ui.LEADERBOARD, label=f"{ui.md(rules.challenge_title)}: {ui.md(rules.title)}",
              icon=ui.ICONS["leaderboard"], query_params={"challenge": info.challenge, "phase": info.phase})
-st.title(f"Submission #{info.id} · {ui.md(info.participant)}")
+st.title(f"Submission #{info.id}")
+st.text(visible(f"Participant: {info.participant}") + ("  (yours)" if view.owner else ""))
 st.markdown(f"**State:** {ui.md(info.state)}")
 left, right = st.columns(2)
-left.markdown(f"**Image:** {ui.md(info.image)}  \n**Digest:** {ui.md(info.image_digest)}"
-              + (f"  \n**Model digest:** {ui.md(info.model_digest)}" if info.model_digest else "")
-              + (f"  \n**Comment:** {ui.md(info.comment)}" if info.comment else ""))
+if view.details:
+    left.text(visible(f"Image: {info.image}\nDigest: {info.image_digest}"
+                      + (f"\nModel digest: {info.model_digest}" if info.model_digest else "")
+                      + (f"\nComment: {info.comment}" if info.comment else ""), lines=True))
 if info.evaluation_state == "failed":
     st.warning("The phase's evaluation container failed on this submission: the organizers have been shown "
                "why, and it does not count against the participant.")
@@ -42,33 +45,36 @@ if info.job_states:
     for column, state in zip(counts, data.JOB_STATES, strict=True):
         column.metric(state, info.job_states.get(state, 0))
 
-cases = data.case_results(url, info.id)
+cases = data.case_results(viewer, info.id)
 st.subheader("Cases")
 if cases.empty:
     st.caption("No jobs yet: the scheduler has not expanded this submission into cases.")
 else:
-    if not rules.case_results_public:
+    if not view.scores:
         st.caption("Per-case metric values of this phase are not public; the job states are.")
     st.dataframe(ui.plain_frame(cases), hide_index=True, column_config={
         "runtime (s)": st.column_config.NumberColumn(format="%.1f")})
 
-failures = data.failed_cases(url, info.id)
+failures = data.failed_cases(viewer, info.id)
 if failures:
     st.subheader(f"Failed cases ({len(failures)})")
     for failure in failures:
         with st.expander(f"{ui.md(failure.case)}: {ui.md(failure.reason or 'failed')}", icon=ui.ICONS["failed"]):
-            st.markdown(f"**Reason:** {ui.md(failure.reason)}")
+            st.text(visible(f"Reason: {failure.reason}"))
             if failure.detail:
                 st.code(visible(failure.detail, lines=True), language=None)
-            if rules.case_results_public:
-                st.markdown("**stdout** (tail)")
+            if view.logs:
+                st.text("stdout (tail)")
                 st.code(visible(failure.stdout_tail, lines=True) or "(empty)", language=None)
-                st.markdown("**stderr** (tail)")
+                st.text("stderr (tail)")
                 st.code(visible(failure.stderr_tail, lines=True) or "(empty)", language=None)
-            else:
-                st.caption("Logs are hidden in this phase, whose case results are not public.")
+            elif view.owner:
+                st.caption("This phase does not show participants the logs of their cases.")
+            if view.platform_log:
+                st.text("platform log (organizers only)")
+                st.code(visible(failure.platform_log, lines=True) or "(empty)", language=None)
 
-if rules.leaderboard_public:
+if view.scores:
     numbers, curves = data.split_dataset_metrics(info.dataset_metrics)
     if numbers or curves:
         st.subheader("Data-set metrics")
@@ -87,12 +93,12 @@ if rules.leaderboard_public:
 else:
     st.caption("Scores of this phase are not public.")
 
-values = data.metric_values(url, info.id)
+values = data.metric_values(viewer, info.id)
 if not values.empty:
     st.subheader("Per-case values")
     st.altair_chart(charts.per_case_distribution(values))
 
-if rules.case_results_public and not cases.empty:
+if not cases.empty and data.case_image_submission(viewer, info.id) is not None:
     st.subheader("Case images")
     case = st.selectbox("Case", list(cases["case"]), format_func=visible)
     st.page_link(ui.CASE, label=f"Open case {ui.md(case)}", icon=ui.ICONS["case"],
