@@ -69,7 +69,7 @@ def login_box(who: Viewer) -> None:
     """The sidebar's login form, or the user's name with a logout button."""
     with st.sidebar:
         if who.identity is not None:
-            st.text(f"Logged in as {who.identity.username}" + (" (admin)" if who.identity.is_admin else ""))
+            st.text(visible(f"Logged in as {who.identity.username}") + (" (admin)" if who.identity.is_admin else ""))
             if st.button("Log out", key="logout"):
                 try:
                     accounts.logout(who.settings, who.identity)

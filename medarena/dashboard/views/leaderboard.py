@@ -43,12 +43,11 @@ else:
         top = board.iloc[0]
         lead = "Winner" if phase.state == "closed" else "Leading"
         st.subheader(f"{lead}:")
-        st.text(str(top["participant"]))
+        st.text(visible(str(top["participant"])))
         st.caption(f"rank {top['rank']} · score {ui.number(top['score'])} · submission #{top['submission']}")
         podium = board.head(10)[["rank", "participant", "score", "rank interval", "submitted"]]
-        podium = podium.assign(participant=podium["participant"].map(ui.md), score=podium["score"].map(ui.number),
-                               submitted=podium["submitted"].map(ui.when))
-        st.dataframe(podium, hide_index=True)
+        podium = podium.assign(score=podium["score"].map(ui.number), submitted=podium["submitted"].map(ui.when))
+        st.dataframe(ui.plain_frame(podium), hide_index=True)
         st.subheader("All columns")
         st.dataframe(ui.plain_frame(submission_links(board)), hide_index=True, column_config={"submission": LINK})
         stability = data.rank_stability(viewer, phase.challenge, phase.slug)
