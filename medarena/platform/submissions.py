@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from medarena.platform.challenges import ChallengeDefinition
 from medarena.platform.database import Challenge, Phase, Submission, utcnow
+from medarena.platform.submission_limits import used_submissions
 
 ACTIVE_STATES = ("queued", "running", "evaluating")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
@@ -50,10 +51,7 @@ def create_submission(session: Session, challenge_slug: str, phase_slug: str, pa
         raise SubmissionError(f"phase {challenge_slug}/{phase_slug} has no cases; ingest data first")
     if rules.submission_limit:
         since = now - dt.timedelta(days=rules.limit_period_days)
-        used = session.scalar(
-            select(func.count(Submission.id)).where(
-                Submission.phase_id == phase.id, Submission.participant == participant,
-                Submission.created_at >= since, Submission.state != "cancelled"))
+        used = used_submissions(session, phase.id, participant, since, rules.failed_submissions_count)
         if used >= rules.submission_limit:
             raise SubmissionError(
                 f"participant {participant!r} has used {used} of {rules.submission_limit} submissions to "
