@@ -20,14 +20,18 @@ def jobs(submission_id: int, participant: str, n: int, cap: int = 0) -> list[Ite
     return [Item(submission_id, participant, i, cap) for i in range(n)]
 
 
-def simulate(queue: FairQueue, slots: int) -> list[Item]:
-    """Dispatch everything with ``slots`` slots, the oldest job in flight ending first."""
+def simulate(queue: FairQueue, slots: int, peak: dict[str, int] | None = None) -> list[Item]:
+    """Dispatch everything with ``slots`` slots, the oldest job in flight ending first; ``peak``
+    receives each participant's most jobs in flight at once."""
     order, in_flight = [], []
     while queue or in_flight:
         while len(in_flight) < slots and (item := queue.next_up(in_flight)):
             queue.take(item)
             order.append(item)
             in_flight.append(item)
+            if peak is not None:
+                peak[item.participant] = max(peak.get(item.participant, 0),
+                                             sum(i.participant == item.participant for i in in_flight))
         in_flight.pop(0)
     return order
 
@@ -58,9 +62,12 @@ def test_the_participant_with_fewer_jobs_in_flight_goes_first():
 
 def test_a_participant_at_the_cap_is_passed_over_until_a_job_ends():
     queue = FairQueue(jobs(1, "ann", 4, cap=2) + jobs(2, "ann", 4, cap=2) + jobs(3, "bob", 1, cap=2))
-    order = simulate(queue, slots=4)
-    assert len(order) == 9
-    # 4 slots, but ann never holds more than 2 of them
+    peak: dict[str, int] = {}
+    assert len(simulate(queue, slots=4, peak=peak)) == 9
+    assert peak == {"ann": 2, "bob": 1}  # 4 slots, but ann never holds more than 2 of them
+    uncapped: dict[str, int] = {}
+    simulate(FairQueue(jobs(1, "ann", 4) + jobs(2, "ann", 4)), slots=4, peak=uncapped)
+    assert uncapped == {"ann": 4}
     in_flight: list[Item] = []
     queue = FairQueue(jobs(1, "ann", 4, cap=2) + jobs(2, "ann", 4, cap=2))
     while len(in_flight) < 4 and (item := queue.next_up(in_flight)):
