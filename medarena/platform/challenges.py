@@ -68,6 +68,12 @@ class PhaseDefinition(Strict):
                                        "(later than opens); null: never closes")
     submission_limit: int = Field(default=5, ge=0, description="per participant per period; 0 = none")
     limit_period_days: float = Field(default=1.0, gt=0, description="the period of submission_limit, in days")
+    failed_submissions_count: bool = Field(
+        default=False, description="a submission none of whose cases succeeded counts against "
+        "submission_limit; one whose cases all failed for platform faults never counts")
+    max_jobs_in_flight_per_participant: int = Field(
+        default=0, ge=0, description="cases of one participant that run at once, over all their "
+        "submissions; the others wait while other participants' cases take the free slots; 0 = no cap")
     leaderboard_public: bool = Field(default=True, description="anyone may see the leaderboard")
     case_results_public: bool = Field(default=False, description="anyone may see the per-case results")
 

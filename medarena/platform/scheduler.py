@@ -8,6 +8,7 @@ are kept, and jobs left ``running`` or ``evaluating`` by a stopped driver are pi
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import logging
@@ -22,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from medarena.errors import Conflict
-from medarena.platform import casejob, casestore, leaderboard, objectstore
+from medarena.platform import casejob, casestore, fairness, leaderboard, objectstore
 from medarena.platform.casejob import CaseJob, CaseOutcome
 from medarena.platform.casestore import store_path
 from medarena.platform.challenges import ChallengeDefinition
@@ -133,6 +134,8 @@ class _Pending:
     case_job: CaseJob
     stage: str  # "run" or "evaluate"
     resources: dict
+    participant: str = ""
+    cap: int = 0  # the phase's max_jobs_in_flight_per_participant (0: none)
 
 
 def expand(session: Session, submission: Submission) -> None:
@@ -169,6 +172,7 @@ def collect_work(settings: Settings, submission_ids: Iterable[int] | None = None
             expand(session, submission)
             definition = ChallengeDefinition.model_validate(submission.phase.challenge.definition)
             resources = {"num_cpus": definition.limits.cpus, "num_gpus": definition.limits.gpus}
+            cap = definition.phase(submission.phase.slug).max_jobs_in_flight_per_participant
             if submission.state == "queued":
                 submission.state, submission.started_at = "running", utcnow()
             for job in submission.jobs:
@@ -178,7 +182,7 @@ def collect_work(settings: Settings, submission_ids: Iterable[int] | None = None
                 if job.state == "running":  # its driver stopped: its container may still run
                     leftovers.append(casejob.container_name(_case_job(settings, submission, job, definition)))
                 pending.append(_Pending(job.id, submission.id, _case_job(settings, submission, job, definition),
-                                        stage, resources))
+                                        stage, resources, submission.participant, cap))
     for name in leftovers:
         remove_container(name)
     return pending
@@ -222,19 +226,28 @@ def _run(settings: Settings, submission_ids, on_progress, on_notice) -> list[int
 
     # Only as many jobs as the cluster can run at once are handed to Ray, so that a job marked
     # "running" in the database really runs; the rest wait as "queued".
-    waiting = list(pending)
+    waiting = fairness.FairQueue(pending)
     in_flight: dict = {}
+    watch = fairness.NewWorkWatch(settings.database_url) if submission_ids is None else None
+
+    def pick_up_new_work() -> None:  # submissions queued while this run goes on join the queue
+        nonlocal total
+        new = watch.new_submissions(set(submissions)) if watch else []
+        fresh = collect_work(settings, new) if new else []
+        waiting.extend(fresh)
+        total += len(fresh)
+        submissions.extend(sorted({p.submission_id for p in fresh}))
 
     def fill() -> None:
         nonlocal done
-        while waiting:
-            slots = _slots(waiting[0].resources)
+        while item := waiting.next_up(in_flight.values()):  # None: every waiting one is at its cap
+            slots = _slots(item.resources)
             if slots == 0:  # the cluster lacks what the phase asks for: leave the job queued
-                unschedulable.append(waiting.pop(0))
+                unschedulable.append(waiting.take(item))
                 continue
             if sum(p.stage == "run" for p in in_flight.values()) >= slots:
                 break
-            item = waiting.pop(0)
+            waiting.take(item)
             if _cancelled(settings, item.submission_id):
                 done += 1
                 continue
@@ -248,6 +261,7 @@ def _run(settings: Settings, submission_ids, on_progress, on_notice) -> list[int
     if on_progress:
         on_progress(done, total, None)
     while True:
+        pick_up_new_work()
         fill()  # also after a job that ended with nothing else in flight, when others still wait
         if not in_flight:
             break
@@ -262,7 +276,7 @@ def _run(settings: Settings, submission_ids, on_progress, on_notice) -> list[int
                                          "and this does not count against the submission")
         retry, outcome = _record_safely(settings, item, outcome)
         if outcome.state == "evaluating" and not _cancelled(settings, item.submission_id):
-            nxt = _Pending(item.job_id, item.submission_id, item.case_job, "evaluate", item.resources)
+            nxt = dataclasses.replace(item, stage="evaluate")
             in_flight[dispatch(nxt)] = nxt
             continue
         if retry:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from medarena.errors import Conflict, NotFound, TooManyRequests, UserError
 from medarena.platform.challenges import ChallengeDefinition
 from medarena.platform.database import Challenge, Phase, Submission, utcnow
+from medarena.platform.submission_limits import used_submissions
 
 ACTIVE_STATES = ("queued", "running", "evaluating")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
@@ -92,14 +93,8 @@ def create_submission(session: Session, challenge_slug: str, phase_slug: str, pa
         raise PhaseClosed(f"phase {challenge_slug}/{phase_slug} has no cases; ingest data first")
     if rules.submission_limit:
         since = now - dt.timedelta(days=rules.limit_period_days)
-        used = session.scalar(
-            select(func.count(Submission.id)).where(
-                Submission.phase_id == phase.id,
-                Submission.created_at >= since, Submission.state != "cancelled",
-                Submission.participant == participant if submitter_id is None
-                else Submission.submitter_id == submitter_id,
-                # an evaluation container that failed is the organizer's fault, never the participant's
-                Submission.evaluation_state.is_distinct_from("failed")))
+        used = used_submissions(session, phase.id, participant, since, rules.failed_submissions_count,
+                                submitter_id)
         if used >= rules.submission_limit:
             raise LimitSpent(
                 f"participant {participant!r} has used {used} of {rules.submission_limit} submissions to "
