@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from medarena.platform import evaluation_container as ec
-from medarena.platform.casestore import store_path
+from medarena.platform import layout
 from medarena.platform.challenges import ChallengeDefinition
 from medarena.platform.database import MetricValue, Phase, Submission, session_scope
 from medarena.platform.settings import Settings
@@ -20,17 +20,10 @@ from medarena.platform.settings import Settings
 UNFINISHED = ("queued", "running", "evaluating")
 
 
-def ground_truth_url(settings: Settings, challenge: str, digest: str) -> str:
-    """Ground truths live with the references: never mounted into an algorithm's container."""
-    name = f"{digest.removeprefix('sha256:')}.tar.gz"
-    return store_path(settings.store, "references", challenge, "ground-truth", name)
-
-
 def evaluate_ready(settings: Settings, submission_ids: Iterable[int] | None,
                    on_notice: Callable[[str], None] | None = None) -> None:
     """Run the evaluation container over each chosen unfinished submission of a container-scored
     phase whose algorithm jobs have all ended, and record what it gave."""
-    from medarena.platform import scheduler
 
     runs: list[ec.EvaluationRun] = []
     with session_scope(settings.database_url) as session:
@@ -53,14 +46,14 @@ def evaluate_ready(settings: Settings, submission_ids: Iterable[int] | None,
                                    j.started_at.isoformat() + "Z" if j.started_at else None,
                                    j.finished_at.isoformat() + "Z" if j.finished_at else None)
                       for j in submission.jobs],
-                inputs_url=scheduler.inputs_url(settings, challenge, phase),
-                predictions_url=scheduler.predictions_url(settings, challenge, phase, submission.id),
+                inputs_url=layout.inputs_url(settings, challenge, phase),
+                predictions_url=layout.predictions_url(settings, challenge, phase, submission.id),
                 scratch=str(settings.scratch),
-                ground_truth_url=(ground_truth_url(settings, challenge, container.ground_truth_digest)
+                ground_truth_url=(layout.ground_truth_url(settings, challenge, container.ground_truth_digest)
                                   if container.ground_truth_digest else None),
-                evaluation_archive=(scheduler.image_archive_url(settings, container.image_digest)
+                evaluation_archive=(layout.image_archive_url(settings, container.image_digest)
                                     if settings.ray_address and container.image_digest else None),
-                container_name=f"medarena-{scheduler.namespace(settings)}-eval{submission.id}"))
+                container_name=f"medarena-{layout.namespace(settings)}-eval{submission.id}"))
     for run in runs:
         try:
             outcome = ec.run_evaluation(run)

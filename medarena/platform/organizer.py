@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
-from medarena.platform import casejob, casestore, container_scoring, leaderboard, objectstore, scheduler
+from medarena.platform import casejob, casestore, layout, leaderboard, objectstore
 from medarena.platform.challenges import ChallengeDefinition, DefinitionError, load_definition
 from medarena.platform.database import Case, Challenge, Phase, Submission, session_scope
 from medarena.platform.errors import NotFound
@@ -74,7 +74,7 @@ def pin_evaluation_container(settings: Settings, definition: ChallengeDefinition
     ref = load_image(image if image.exists() else container.image)
     container.image_digest = ref.digest
     if settings.ray_address:
-        archive = scheduler.image_archive_url(settings, ref.digest)
+        archive = layout.image_archive_url(settings, ref.digest)
         if not casestore.exists(archive):
             save_image(ref.digest, archive)
     if container.ground_truth is None:
@@ -89,7 +89,7 @@ def pin_evaluation_container(settings: Settings, definition: ChallengeDefinition
             tarball = check_tarball(source, what="ground truth")
         except TarballError as exc:
             raise DefinitionError(f"{where}.ground_truth: {exc}") from None
-        store_tarball(tarball, container_scoring.ground_truth_url(settings, definition.slug, tarball.digest))
+        store_tarball(tarball, layout.ground_truth_url(settings, definition.slug, tarball.digest))
     container.ground_truth_digest = tarball.digest
 
 
@@ -128,8 +128,8 @@ def ingest_phase(settings: Settings, challenge: str, phase: str, source: Path,
         if any(s.state in ("queued", "running", "evaluating") for s in phase_row.submissions):
             raise IngestError(f"phase {challenge}/{phase} has submissions in progress; ingest when they end")
         objectstore.check_store(settings.store)
-        summary = ingest(Path(source), definition, scheduler.inputs_url(settings, challenge, phase),
-                         scheduler.references_url(settings, challenge, phase), progress=progress)
+        summary = ingest(Path(source), definition, layout.inputs_url(settings, challenge, phase),
+                         layout.references_url(settings, challenge, phase), progress=progress)
         existing = {c.name: c for c in phase_row.cases}
         for name, info in summary.items():
             case = existing.get(name) or Case(name=name)
@@ -148,12 +148,12 @@ def submit(settings: Settings, challenge: str, phase: str, participant: str, ima
     model_digest = None
     if model is not None:  # checked and stored first: a bad model records nothing
         tarball = check_model(challenge, phase, model)
-        store_tarball(tarball, scheduler.model_url(settings, tarball.digest))
+        store_tarball(tarball, layout.model_url(settings, tarball.digest))
         model_digest = tarball.digest
     ref = load_image(image)
     if settings.ray_address:  # other nodes load the pinned image from the shared store
         objectstore.check_store(settings.store)
-        archive = scheduler.image_archive_url(settings, ref.digest)
+        archive = layout.image_archive_url(settings, ref.digest)
         if not casestore.exists(archive):  # archives are named by digest: one per image
             save_image(ref.digest, archive)
     with session_scope(settings.database_url) as session:
@@ -232,8 +232,8 @@ def try_image(settings: Settings, image: str, challenge: str, phase: str, cases:
     rows = []
     for i, name in enumerate(names):
         job = casejob.CaseJob(case=name, image=ref.digest, definition=definition,
-                              inputs_url=scheduler.inputs_url(settings, challenge, phase),
-                              references_url=scheduler.references_url(settings, challenge, phase),
+                              inputs_url=layout.inputs_url(settings, challenge, phase),
+                              references_url=layout.references_url(settings, challenge, phase),
                               predictions_url=None, scratch=str(settings.scratch),
                               scope=f"{challenge}/{phase}", **model_fields)
         outcome = casejob.run_algorithm(job)

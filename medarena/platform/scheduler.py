@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import hashlib
 import logging
 import os
 import traceback
@@ -25,9 +24,16 @@ from sqlalchemy.orm import Session
 from medarena.errors import Conflict
 from medarena.platform import casejob, casestore, fairness, leaderboard, objectstore
 from medarena.platform.casejob import CaseJob, CaseOutcome
-from medarena.platform.casestore import store_path
 from medarena.platform.challenges import ChallengeDefinition
 from medarena.platform.database import Job, MetricValue, Phase, Submission, engine_for, session_scope, utcnow
+from medarena.platform.layout import (  # noqa: F401 - where things live in the store, used here and by callers
+    image_archive_url,
+    inputs_url,
+    model_url,
+    namespace,
+    predictions_url,
+    references_url,
+)
 from medarena.platform.runner import remove_container
 from medarena.platform.settings import Settings
 from medarena.platform.submissions import SubmissionError
@@ -35,32 +41,6 @@ from medarena.platform.submissions import SubmissionError
 log = logging.getLogger(__name__)
 MAX_PLATFORM_ATTEMPTS = 3
 UNFINISHED = ("queued", "running", "evaluating")
-
-
-def inputs_url(settings: Settings, challenge: str, phase: str) -> str:
-    return store_path(settings.store, "inputs", challenge, f"{phase}.zarr")
-
-
-def references_url(settings: Settings, challenge: str, phase: str) -> str:
-    return store_path(settings.store, "references", challenge, f"{phase}.zarr")
-
-
-def predictions_url(settings: Settings, challenge: str, phase: str, submission_id: int) -> str:
-    return store_path(settings.store, "predictions", challenge, phase, f"{submission_id}.zarr")
-
-
-def namespace(settings: Settings) -> str:
-    """A short tag of this platform instance, so two of them can share one podman."""
-    return hashlib.sha256(settings.database_url.encode()).hexdigest()[:8]
-
-
-def image_archive_url(settings: Settings, digest: str) -> str:
-    return store_path(settings.store, "images", f"{digest.removeprefix('sha256:')}.tar")
-
-
-def model_url(settings: Settings, digest: str) -> str:
-    """A model tarball in the store, named by its sha256 (one copy however many submissions use it)."""
-    return store_path(settings.store, "models", f"{digest.removeprefix('sha256:')}.tar.gz")
 
 
 class SchedulerError(Conflict, RuntimeError):

@@ -9,7 +9,7 @@ from sqlalchemy.orm import selectinload
 
 from medarena.accounts.tokens import Identity
 from medarena.errors import Conflict
-from medarena.platform import casestore, leaderboard, scheduler
+from medarena.platform import casestore, layout, leaderboard, scheduler
 from medarena.platform.account_tables import Upload
 from medarena.platform.database import Job, LeaderboardEntry, Submission, session_scope
 from medarena.platform.runner import save_image
@@ -29,7 +29,7 @@ def submit(settings: Settings, caller: Identity | None, challenge: str, phase: s
         _check_usable(upload, phase_row.id, f"{challenge}/{phase}")
         digest = upload.image_digest
     if settings.ray_address:  # the other nodes load the pinned image from the shared store
-        archive = scheduler.image_archive_url(settings, digest)
+        archive = layout.image_archive_url(settings, digest)
         if not casestore.exists(archive):
             save_image(digest, archive)
     with session_scope(settings.database_url) as session:
