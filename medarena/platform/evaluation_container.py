@@ -32,6 +32,7 @@ from typing import Any
 
 import SimpleITK as sitk
 
+from medarena.errors import InvalidInput
 from medarena.evaluators.image import Image
 from medarena.platform import casestore, gc_compat
 from medarena.platform.challenges import ChallengeDefinition, EvaluationContainer
@@ -45,7 +46,7 @@ CASE_LISTS = ("cases", "results")
 CASE_KEYS = ("pk", "image_name")
 
 
-class EvaluationError(ValueError):
+class EvaluationError(InvalidInput, ValueError):
     """The evaluation container's output cannot be used: the organizer's to fix."""
 
 

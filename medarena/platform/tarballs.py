@@ -19,12 +19,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from medarena.errors import InvalidInput
+
 MAX_TARBALL_BYTES = int(os.environ.get("MEDARENA_MAX_TARBALL_BYTES", 20 * 2**30))
 MAX_UNPACKED_BYTES = int(os.environ.get("MEDARENA_MAX_UNPACKED_BYTES", 64 * 2**30))
 MAX_ENTRIES = int(os.environ.get("MEDARENA_MAX_TARBALL_ENTRIES", 100_000))
 
 
-class TarballError(ValueError):
+class TarballError(InvalidInput, ValueError):
     """A model or ground-truth tarball that cannot be used; the message names the file and why."""
 
 

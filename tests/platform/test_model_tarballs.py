@@ -85,7 +85,7 @@ def test_a_bad_model_records_and_stores_nothing(probe_phase, tmp_path, monkeypat
     for command in (["submit", gc_phase.PROBE, "-u", "ann"], ["try", gc_phase.PROBE]):
         result = runner.invoke(app, [*command, "-c", "gcprobe", "-p", "test", "--model", str(path)])
         assert result.exit_code == 1, result.output
-        line = " ".join(result.output.split())
+        line = " ".join((result.stdout + result.stderr).split())
         assert f"phase gcprobe/test: model tarball {path}" in line
         assert {"not-a-tarball": "not a readable tarball", "link": "entry 'x' is a link",
                 "over-cap": "more than the 100 accepted"}[bad] in line
