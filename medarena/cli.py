@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from medarena.cli_common import fails_cleanly
 from medarena.display import json_text, plain, visible
 
 app = typer.Typer(help="medarena: run medical-imaging challenges.", no_args_is_help=True,
@@ -30,22 +30,6 @@ Challenge = Annotated[str, typer.Option("--challenge", "-c", help="challenge slu
 PhaseOpt = Annotated[str, typer.Option("--phase", "-p", help="phase slug")]
 ModelOpt = Annotated[Path | None, typer.Option(
     "--model", help="a model tarball (.tar.gz), extracted read-only at /opt/ml/model for every case")]
-
-
-def fails_cleanly(fn):
-    """Known errors become one line on stderr and exit code 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from medarena.platform.errors import USER_ERRORS, exit_code
-
-        try:
-            return fn(*args, **kwargs)
-        except USER_ERRORS as exc:
-            err.print(Text.assemble(("error:", "red"), " ", plain(exc)), soft_wrap=True)
-            raise typer.Exit(exit_code(exc)) from None
-
-    return wrapper
 
 
 def _settings():

@@ -8,11 +8,14 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from medarena.display import plain
+
 err = Console(stderr=True)
 
 
 def fails_cleanly(fn):
-    """Known errors become one line on stderr (plain text, never markup) and their exit code."""
+    """Known errors become one line on stderr (plain text, never markup, control characters made
+    visible) and their exit code."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -21,9 +24,7 @@ def fails_cleanly(fn):
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as exc:
-            line = Text("error: ", style="red")
-            line.append(str(exc))
-            err.print(line, highlight=False, soft_wrap=True)
+            err.print(Text.assemble(("error:", "red"), " ", plain(exc)), soft_wrap=True)
             raise typer.Exit(exit_code(exc)) from None
 
     return wrapper
