@@ -7,6 +7,7 @@ return results and the dashboard only reads.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import threading
 from contextlib import contextmanager
 from functools import cache
@@ -174,7 +175,13 @@ def engine_for(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                try:
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                except sqlite3.OperationalError:
+                    # another process holds the database (its first command migrating it) and
+                    # switching the journal does not wait; WAL lives in the file once any sets it
+                    pass
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
     return engine
