@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +22,21 @@ from tests.platform.challenge_data import to_sitk
 
 PROBE_CONTEXT = Path(__file__).resolve().parents[1] / "data" / "gc-probe"
 PROBE = "localhost/medarena-test-gc-probe:latest"
+MHA_READER = Path(__file__).resolve().parents[2] / "submissions" / "threshold" / "mha.py"
 CASES = ("case0", "case1", "case2")
 TRUTH = {"case0.mha": 1.0, "case1.mha": 0.0, "case2.mha": 1.0}
 
 
 def build_probe(example_images: str) -> str:
-    """Build the probe image (after the base image, which ``example_images`` guarantees)."""
+    """Build the probe image (after the base image, which ``example_images`` guarantees), with
+    the example algorithms' own MetaImage reader beside it."""
     if not podman_available():
         pytest.skip("podman is not installed")
-    build = subprocess.run(["podman", "build", "-q", "-t", PROBE, str(PROBE_CONTEXT)], capture_output=True,
-                           text=True, env=podman_env(), timeout=600)
+    with tempfile.TemporaryDirectory(prefix="medarena-gc-probe-") as context:
+        shutil.copytree(PROBE_CONTEXT, context, dirs_exist_ok=True)
+        shutil.copy(MHA_READER, context)
+        build = subprocess.run(["podman", "build", "-q", "-t", PROBE, context], capture_output=True,
+                               text=True, env=podman_env(), timeout=600)
     assert build.returncode == 0, build.stderr
     return PROBE
 
