@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export CONTAINERS_CONF := $(CURDIR)/infra/containers.conf
 export RAY_AUTH_MODE := disabled
 
-.PHONY: demo test setup system venv test-venv images lint bench docs
+.PHONY: demo test setup system venv test-venv images lint bench docs constraints
 
 # the demo needs only the runtime; the tests also need the test extra
 demo: system venv images
@@ -21,7 +21,7 @@ system:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml infra/setup-venv.sh
+$(VENV)/.installed: pyproject.toml infra/setup-venv.sh infra/constraints.txt
 	@bash infra/setup-venv.sh $(VENV)
 	touch $@
 
@@ -42,3 +42,8 @@ bench: setup
 
 docs: test-venv
 	$(VENV)/bin/mkdocs build --strict
+
+# after an upgrade that passed the whole suite: record the versions every install takes
+constraints: test-venv
+	@{ sed -n '1,2p' infra/constraints.txt; $(VENV)/bin/pip freeze --exclude-editable | grep -v -i '^py-spy==' | sed 's/+cpu$$//'; } > infra/constraints.txt.new
+	mv infra/constraints.txt.new infra/constraints.txt

@@ -5,8 +5,10 @@
 #   infra/setup-venv.sh VENV test     the runtime plus the test extra (pytest, Playwright, the peer
 #                                     libraries the evaluators are checked against)
 #
-# The test extra's monai needs torch: torch==2.13.0 is installed first, so that pip does not pick
-# a newer release for it. pip takes a local CPU wheel where its configuration points to one, and
+# Every install is held to infra/constraints.txt, the versions the whole suite passes with: without
+# it pip backtracks through old releases of the peer libraries and can end on a set that does not
+# work together (numpy 1.x beside a pyarrow built for numpy 2). The test extra's monai needs torch:
+# torch==2.13.0 is installed first, so that pip does not pick a newer release for it. pip takes a local CPU wheel where its configuration points to one, and
 # PyPI's Linux build otherwise (with its CUDA libraries: several GB, but it runs on the CPU).
 # Every failing step prints the command and the tail of its output.
 set -euo pipefail
@@ -15,6 +17,7 @@ source infra/steps.sh
 venv=${1:?usage: infra/setup-venv.sh VENV [test]}
 extra=${2:-}
 py=$venv/bin/python
+constraints=infra/constraints.txt
 
 # the steps below are long and quiet: say what is going on
 echo "medarena: setting up the virtualenv $venv${extra:+ with the $extra extra}"
@@ -24,8 +27,8 @@ if [ ! -x "$py" ]; then
 fi
 step "upgrading pip in $venv" "$py" -m pip install -q --upgrade pip
 if [ "$extra" = test ]; then
-  step "installing torch 2.13.0 (for monai, a test extra)" "$py" -m pip install -q torch==2.13.0
-  step "installing medarena with its test extra" "$py" -m pip install -q -e '.[test]'
+  step "installing torch 2.13.0 (for monai, a test extra)" "$py" -m pip install -q -c "$constraints" torch==2.13.0
+  step "installing medarena with its test extra" "$py" -m pip install -q -c "$constraints" -e '.[test]'
 else
-  step "installing medarena" "$py" -m pip install -q -e .
+  step "installing medarena" "$py" -m pip install -q -c "$constraints" -e .
 fi
