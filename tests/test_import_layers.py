@@ -22,7 +22,7 @@ def lint_imports(root: Path) -> tuple[int, dict[str, str]]:
     """Run lint-imports on the package under ``root``; its exit code and each contract's verdict."""
     env = {**os.environ, "PYTHONPATH": str(root), "NO_COLOR": "1"}
     done = subprocess.run([str(LINT_IMPORTS), "--no-cache", "--config", str(root / ".importlinter")],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=root, env=env, capture_output=True, text=True, encoding="utf-8", timeout=300)
     text = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)
     verdicts = dict(re.findall(r"^(.+?) (KEPT|BROKEN)$", text, flags=re.MULTILINE))
     assert verdicts, text
