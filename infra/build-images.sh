@@ -40,11 +40,25 @@ if ! podman image exists "$BASE"; then
 fi
 $base_only && exit 0
 
-for ctx in submissions/*/; do
+# contexts built FROM the base image first, then those built FROM another example
+contexts=()
+for pass in base example; do
+  for ctx in submissions/*/; do
+    [ -f "$ctx/Containerfile" ] || continue
+    from=$(awk 'toupper($1) == "FROM" {print $2; exit}' "$ctx/Containerfile")
+    case "$pass:$from" in
+      base:localhost/medarena-example-*) ;;
+      base:*|example:localhost/medarena-example-*) contexts+=("$ctx") ;;
+    esac
+  done
+done
+for ctx in "${contexts[@]}"; do
   name=$(basename "$ctx")
-  [ -f "$ctx/Containerfile" ] || continue
   image="localhost/medarena-example-$name:latest"
-  digest=$(find "$ctx" -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+  # the context's files and the image it is built FROM: a rebuilt base rebuilds the examples
+  from=$(awk 'toupper($1) == "FROM" {print $2; exit}' "$ctx/Containerfile")
+  from_id=$(podman image inspect --format '{{ .Id }}' "$from" 2>/dev/null || true)
+  digest=$({ find "$ctx" -type f -print0 | sort -z | xargs -0 sha256sum; echo "$from_id"; } | sha256sum | cut -c1-16)
   have=$(podman image inspect --format '{{ index .Labels "medarena.context" }}' "$image" 2>/dev/null || true)
   [ "$have" = "$digest" ] && continue
   echo "medarena: building $image"
