@@ -100,6 +100,10 @@ class PhaseDefinition(Strict):
         default=None, description="whether participants read the logs of their own failed cases; "
         "default: own where the leaderboard is public, none where it is hidden (logs leak a hidden test set)")
     max_image_mb: int = Field(default=20_480, gt=0, description="largest image tarball a participant may upload")
+    many_cases_per_start: bool = Field(
+        default=False, description="an algorithm image labelled org.grand-challenge.api-method=invoke is "
+        "started once per worker slot and serves case after case (grand-challenge's invoke API); other "
+        "images still run one case per start")
 
     @field_validator("opens", "closes")
     @classmethod
