@@ -55,10 +55,12 @@ done
 for ctx in "${contexts[@]}"; do
   name=$(basename "$ctx")
   image="localhost/medarena-example-$name:latest"
-  # the context's files and the image it is built FROM: a rebuilt base rebuilds the examples
+  # the context's files, and the example it is built FROM where it is built on another example
   from=$(awk 'toupper($1) == "FROM" {print $2; exit}' "$ctx/Containerfile")
-  from_id=$(podman image inspect --format '{{ .Id }}' "$from" 2>/dev/null || true)
-  digest=$({ find "$ctx" -type f -print0 | sort -z | xargs -0 sha256sum; echo "$from_id"; } | sha256sum | cut -c1-16)
+  from_id=""
+  case "$from" in localhost/medarena-example-*) from_id=$(podman image inspect --format '{{ .Id }}' "$from") ;; esac
+  digest=$({ find "$ctx" -type f -print0 | sort -z | xargs -0 sha256sum; [ -z "$from_id" ] || echo "$from_id"; } \
+    | sha256sum | cut -c1-16)
   have=$(podman image inspect --format '{{ index .Labels "medarena.context" }}' "$image" 2>/dev/null || true)
   [ "$have" = "$digest" ] && continue
   echo "medarena: building $image"

@@ -23,7 +23,7 @@ from medarena.platform.invoke_server import CaseServer, invoke_available, serves
 from medarena.platform.runner import Limits, _podman
 
 MAX_SERVERS = 2
-IDLE_SECONDS = 30.0
+IDLE_SECONDS = 10.0
 
 _servers: OrderedDict[tuple, tuple[CaseServer, float]] = OrderedDict()
 _lock = threading.Lock()
@@ -97,8 +97,22 @@ def _start_reaper() -> None:
 
 def _reap() -> None:
     while True:
-        time.sleep(IDLE_SECONDS / 3)
+        time.sleep(2.0)
         try:
             close_idle()
         except Exception:  # noqa: BLE001 - a failed stop is retried on the next round
             pass
+
+
+def remove_leftovers(namespace: str) -> None:
+    """Remove this platform's inference-server containers once a scheduler run is over (the
+    workers that held them start new ones for the next run); also those of a lost worker."""
+    from medarena.platform.runner import podman_available
+
+    if not podman_available():
+        return
+    listed = _podman("ps", "-a", "--filter", f"name=^medarena-{namespace}-server-", "--format", "{{.Names}}",
+                     timeout=60)
+    names = [n for n in listed.stdout.split() if n.startswith(f"medarena-{namespace}-server-")]
+    if names:
+        _podman("rm", "--force", "--ignore", "--time", "0", *names, timeout=120)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from medarena.evaluators.tasks import CaseError, get_task, jsonable
-from medarena.platform import casestore
+from medarena.platform import case_servers, casestore
 from medarena.platform.challenges import ChallengeDefinition
 from medarena.platform.contract import InvalidOutput, MissingOutput, OutputTooLarge, read_outputs, write_inputs
 from medarena.platform.outputfs import OutputFolder, remove_tree
@@ -66,6 +66,8 @@ class CaseOutcome:
 
 def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
     definition = ChallengeDefinition.model_validate(job.definition)
+    if _many_cases_per_start(job, definition):
+        return _run_on_server(job, definition, gpu_ids)
     prefix = f"j{job.job_id}-" if job.job_id is not None else "try-"
     workdir = Path(job.scratch) / f"{prefix}{uuid.uuid4().hex[:8]}"
     if job.job_id is not None:  # the folder of an earlier attempt whose worker or node was lost
@@ -94,39 +96,82 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
                                    gpu_ids=gpu_ids, name=name, output=output, read_only_mounts=mounts)
         except RunnerError as exc:  # podman itself failed (a node without the GPU, ...)
             return _platform_error(job.case, "starting the container", exc)
-        outcome = CaseOutcome(case=job.case, state="failed", stdout_tail=result.stdout_tail,
-                              stderr_tail=result.stderr_tail, runtime_seconds=result.runtime_seconds)
-        if result.status != "ok":
-            outcome.reason = result.status
-            outcome.detail = _describe_failure(result)
-            return outcome
-        try:
-            grids = {s.slug: values[s.same_grid_as] for s in definition.interface.outputs if s.same_grid_as}
-            predictions = read_outputs(output.path, definition.interface.outputs, expected_geometry=grids,
-                                       max_bytes=limits.output_mb * 2**20)
-        except MissingOutput as exc:
-            outcome.reason, outcome.detail = "missing_output", str(exc)
-            return outcome
-        except OutputTooLarge as exc:
-            outcome.reason, outcome.detail = "output_too_large", str(exc)
-            return outcome
-        except InvalidOutput as exc:
-            outcome.reason, outcome.detail = "invalid_output", str(exc)
-            return outcome
-        try:
-            if job.predictions_url:
-                casestore.write_case(job.predictions_url, job.case, predictions)
-            else:
-                outcome.predictions = predictions
-        except Exception as exc:  # noqa: BLE001
-            return _platform_error(job.case, "storing the predictions", exc)
-        outcome.state = "evaluating"
-        return outcome
+        return _collect(job, definition, values, result, output.path)
     except Exception as exc:  # noqa: BLE001 - never the participant's: their faults are outcomes above
         return _platform_error(job.case, "running the case", exc)
     finally:
         output.close()
         remove_tree(workdir)
+
+
+def _collect(job: CaseJob, definition: ChallengeDefinition, values: dict[str, Any], result,
+             output_path: Path) -> CaseOutcome:
+    """The outcome of a container run: its failure, or its outputs checked and stored."""
+    outcome = CaseOutcome(case=job.case, state="failed", stdout_tail=result.stdout_tail,
+                          stderr_tail=result.stderr_tail, runtime_seconds=result.runtime_seconds)
+    if result.status != "ok":
+        outcome.reason = result.status
+        outcome.detail = _describe_failure(result)
+        return outcome
+    try:
+        grids = {s.slug: values[s.same_grid_as] for s in definition.interface.outputs if s.same_grid_as}
+        predictions = read_outputs(output_path, definition.interface.outputs, expected_geometry=grids,
+                                   max_bytes=definition.limits.output_mb * 2**20)
+    except MissingOutput as exc:
+        outcome.reason, outcome.detail = "missing_output", str(exc)
+        return outcome
+    except OutputTooLarge as exc:
+        outcome.reason, outcome.detail = "output_too_large", str(exc)
+        return outcome
+    except InvalidOutput as exc:
+        outcome.reason, outcome.detail = "invalid_output", str(exc)
+        return outcome
+    try:
+        if job.predictions_url:
+            casestore.write_case(job.predictions_url, job.case, predictions)
+        else:
+            outcome.predictions = predictions
+    except Exception as exc:  # noqa: BLE001
+        return _platform_error(job.case, "storing the predictions", exc)
+    outcome.state = "evaluating"
+    return outcome
+
+
+def _many_cases_per_start(job: CaseJob, definition: ChallengeDefinition) -> bool:
+    phase_slug = job.scope.partition("/")[2]
+    phase = next((p for p in definition.phases if p.slug == phase_slug), None)
+    if phase is None or not phase.many_cases_per_start or job.model_dir:
+        return False
+    try:
+        if job.image_archive:
+            ensure_image(job.image, job.image_archive)
+        return case_servers.use_server(job.image)
+    except RunnerError:
+        return False  # the one-case path reports the fault
+
+
+def _run_on_server(job: CaseJob, definition: ChallengeDefinition, gpu_ids: tuple[str, ...]) -> CaseOutcome:
+    """The case served by this worker's running inference server (started on the first case)."""
+    try:
+        values = casestore.read_case(job.inputs_url, job.case, [s.slug for s in definition.interface.inputs])
+        mounts = model_mounts(job)
+        server = case_servers.server_for(job.image, definition.limits, scratch=Path(job.scratch),
+                                         namespace=job.namespace or "try", read_only_mounts=mounts,
+                                         gpu_ids=gpu_ids)
+    except Exception as exc:  # noqa: BLE001 - the platform's fault, not the participant's
+        return _platform_error(job.case, "preparing the inference server", exc)
+    try:
+        try:
+            result = server.run_case(lambda folder: write_inputs(folder, definition.interface.inputs, values,
+                                                                  case=job.case, scope=job.scope))
+        except RunnerError as exc:
+            server.stop()
+            return _platform_error(job.case, "starting the container", exc)
+        return _collect(job, definition, values, result, server.output.path)
+    except Exception as exc:  # noqa: BLE001
+        return _platform_error(job.case, "running the case", exc)
+    finally:
+        case_servers.release(server)
 
 
 def evaluate_case(job: CaseJob, predictions: dict[str, Any] | None = None) -> CaseOutcome:

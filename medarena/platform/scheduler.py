@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from medarena.errors import Conflict
-from medarena.platform import casejob, casestore, fairness, leaderboard, objectstore
+from medarena.platform import case_servers, casejob, casestore, fairness, leaderboard, objectstore
 from medarena.platform.casejob import CaseJob, CaseOutcome
 from medarena.platform.challenges import ChallengeDefinition
 from medarena.platform.database import Job, MetricValue, Phase, Submission, engine_for, session_scope, utcnow
@@ -178,7 +178,10 @@ def run(settings: Settings, submission_ids: Iterable[int] | None = None,
     ``on_progress(done, total, outcome)`` is called once at the start and after each finished job.
     """
     with exclusive(settings):
-        return _run(settings, submission_ids, on_progress, on_notice)
+        try:
+            return _run(settings, submission_ids, on_progress, on_notice)
+        finally:
+            case_servers.remove_leftovers(namespace(settings))
 
 
 def _run(settings: Settings, submission_ids, on_progress, on_notice) -> list[int]:

@@ -16,6 +16,8 @@ import threshold
 
 
 class Handler(BaseHTTPRequestHandler):
+    served = 0  # cases served since this server started
+
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         self._answer(200 if self.path == "/health" else 404)
 
@@ -23,6 +25,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.path != "/invoke":
             self._answer(404)
             return
+        Handler.served += 1
+        print(f"threshold-server: case {Handler.served} since the start")
         try:
             threshold.main()
         except BaseException:  # noqa: BLE001 - a failed case must not stop the server
