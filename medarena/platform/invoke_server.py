@@ -204,6 +204,7 @@ class CaseServer:
             self.stop()
             return self._failed(started, *marks, "output_too_large", f"stopped: {too_large}")
         code = answer.get("status")
+        self._settle_logs()
         if code == 201:
             return RunResult("ok", 0, round(time.monotonic() - started, 3), self._stdout.since(marks[0]),
                              self._stderr.since(marks[1]), self.command, "")
@@ -224,6 +225,18 @@ class CaseServer:
         return self._failed(started, *marks, "exit_code", f"POST /invoke {reason}")
 
     # -- plumbing --------------------------------------------------------------------------
+
+    def _settle_logs(self, quiet: float = 0.02, at_most: float = 0.3) -> None:
+        """Lines written before the answer reach us through conmon and the podman client a moment
+        later: wait until the logs have been quiet for ``quiet`` seconds (at most ``at_most``)."""
+        end = time.monotonic() + at_most
+        seen = self._stdout.total + self._stderr.total
+        while time.monotonic() < end:
+            time.sleep(quiet)
+            now = self._stdout.total + self._stderr.total
+            if now == seen:
+                return
+            seen = now
 
     def _invoke_into(self, answer: dict[str, object]) -> None:
         try:

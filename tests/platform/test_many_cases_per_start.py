@@ -50,9 +50,9 @@ def test_served_cases_score_as_one_case_per_start_and_reuse_the_container(home, 
     assert _metrics(home, served) == _metrics(home, single)  # the same algorithm, the same numbers
     assert len(_metrics(home, served)) == 12
     # each served case says how many cases its server had served: some server served several
-    counts = [int(re.search(r"case (\d+) since the start", job.stdout_tail).group(1)) for job in _jobs(home, served)]
-    assert max(counts) >= 2, counts
-    assert sorted(counts)[:2] == [1, 1] or sorted(counts)[0] == 1
+    counts = [int(found.group(1)) for job in _jobs(home, served)
+              if (found := re.search(r"case (\d+) since the start", job.stdout_tail))]
+    assert counts and max(counts) >= 2, counts
     # the one-case image printed no server line: it ran one case per start
     assert all("since the start" not in job.stdout_tail for job in _jobs(home, single))
     # no server is left running once the run is over
