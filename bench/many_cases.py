@@ -5,7 +5,7 @@ A phase with ``many_cases_per_start: true`` and the example inference server
 algorithm run one case per start (``localhost/medarena-example-threshold``) on a sample of the
 cases, whose time is scaled up. Each run goes through the scheduler on a local Ray with two
 slots: export of the inputs, the algorithm, output checks, the predictions store, evaluation
-(dice), database writes. Prints the median end-to-end time of the server runs, per case, and the
+(the demo's metrics), database writes. Prints the median end-to-end time of the server runs, per case, and the
 driver's peak RSS.
 
     .venv/bin/python bench/many_cases.py [--cases 1000] [--repeats 3] [--one-per-start-sample 40]
@@ -55,7 +55,6 @@ def challenge(home: Path, slug: str, cases: int, many: bool):
     definition["slug"] = slug
     definition["phases"][0]["submission_limit"] = 0
     definition["phases"][0]["many_cases_per_start"] = many
-    definition["evaluation"]["settings"]["metrics"] = ["dice"]
     definition["limits"] = {"wall_time_seconds": 60, "memory_mb": 512, "cpus": 1}
     (home / f"{slug}.yaml").write_text(yaml.safe_dump(definition))
     organizer.create_challenge(settings, home / f"{slug}.yaml")

@@ -1,6 +1,5 @@
 """The inference servers a worker process keeps between cases, for phases that let algorithms
-serve many cases per start (``many_cases_per_start``): one :class:`CaseServer` per image and
-limits, started on the first case a worker gets and reused for the next ones.
+serve many cases per start (``many_cases_per_start``): one :class:`CaseServer` per submission, started on the first case a worker gets and reused for the next ones.
 
 A worker keeps at most :data:`MAX_SERVERS` (the least recently used is stopped first), stops a
 server that has had no case for :data:`IDLE_SECONDS`, and stops them all when the process ends.
@@ -45,10 +44,11 @@ def use_server(image: str) -> bool:
     return invoke_available() and image_serves_invoke(image)
 
 
-def server_for(image: str, limits: Limits, *, scratch: Path, namespace: str,
+def server_for(image: str, limits: Limits, *, owner: object, scratch: Path, namespace: str,
                read_only_mounts: Sequence[tuple[Path, str]] = (), gpu_ids: Sequence[str] = ()) -> CaseServer:
-    """This worker's server for the image (started on its first case), marked as in use."""
-    key = (image, limits.model_dump_json(), tuple((str(p), t) for p, t in read_only_mounts), tuple(gpu_ids))
+    """This worker's server for the image of one submission (``owner``: servers are never shared
+    between submissions, even of the same image), started on its first case, marked as in use."""
+    key = (owner, image, limits.model_dump_json(), tuple((str(p), t) for p, t in read_only_mounts), tuple(gpu_ids))
     with _lock:
         _start_reaper()
         if key in _servers:

@@ -155,7 +155,8 @@ def _run_on_server(job: CaseJob, definition: ChallengeDefinition, gpu_ids: tuple
     try:
         values = casestore.read_case(job.inputs_url, job.case, [s.slug for s in definition.interface.inputs])
         mounts = model_mounts(job)
-        server = case_servers.server_for(job.image, definition.limits, scratch=Path(job.scratch),
+        server = case_servers.server_for(job.image, definition.limits, owner=job.submission_id or job.scope,
+                                         scratch=Path(job.scratch),
                                          namespace=job.namespace or "try", read_only_mounts=mounts,
                                          gpu_ids=gpu_ids)
     except Exception as exc:  # noqa: BLE001 - the platform's fault, not the participant's
