@@ -1,5 +1,6 @@
 """The inference servers a worker process keeps between cases, for phases that let algorithms
-serve many cases per start (``many_cases_per_start``): one :class:`CaseServer` per submission, started on the first case a worker gets and reused for the next ones.
+serve many cases per start (``many_cases_per_start``): one :class:`CaseServer` per submission,
+started on the first case a worker gets and reused for the next ones.
 
 A worker keeps at most :data:`MAX_SERVERS` (the least recently used is stopped first), stops a
 server that has had no case for :data:`IDLE_SECONDS`, and stops them all when the process ends.
