@@ -78,6 +78,11 @@ def exclusive(settings: Settings):
 
 
 def start_ray(settings: Settings) -> None:
+    # Ray waits 30 s for a new node to register with its control store, too short on a loaded
+    # machine. This Ray setting bounds that wait; Ray reads it once, when it is first imported (in
+    # medarena, only here), so the first start-up on a slow machine waits longer and still ends
+    # with a clear error.
+    os.environ.setdefault(RAY_START_WAIT_VARIABLE, str(RAY_START_WAIT_S))
     import ray
 
     if ray.is_initialized():
@@ -92,10 +97,6 @@ def start_ray(settings: Settings) -> None:
         ray.init(address=settings.ray_address, **kwargs)
         return
     gpus = os.environ.get("MEDARENA_RAY_GPUS")  # logical GPUs for a local cluster
-    # Ray waits 30 s for the new node to register with its control store, too short on a loaded
-    # machine; this Ray setting (read by ray.init) bounds that wait, so the first start-up on a
-    # slow machine gets longer and still ends with a clear error.
-    os.environ.setdefault(RAY_START_WAIT_VARIABLE, str(RAY_START_WAIT_S))
     try:
         # "local": a Ray of our own, never one that happens to run on this machine
         ray.init(address="local", num_gpus=int(gpus) if gpus else None, **kwargs)
@@ -103,10 +104,10 @@ def start_ray(settings: Settings) -> None:
         if "timed out during startup" not in str(error):
             raise
         raise SchedulerError(
-            f"starting the local Ray cluster: its node did not register within "
-            f"{os.environ[RAY_START_WAIT_VARIABLE]} s (an overloaded machine?); Ray's logs are in "
-            f"{os.environ.get('RAY_TMPDIR', '/tmp')}/ray/session_latest/logs; "
-            f"{RAY_START_WAIT_VARIABLE}=SECONDS waits longer") from None
+            f"starting the local Ray cluster: its node did not register in time "
+            f"({RAY_START_WAIT_VARIABLE}={os.environ[RAY_START_WAIT_VARIABLE]} s; an overloaded machine?); "
+            f"Ray's logs are in {os.environ.get('RAY_TMPDIR', '/tmp')}/ray/session_latest/logs; "
+            f"a larger {RAY_START_WAIT_VARIABLE} waits longer") from None
 
 
 def _run_on_worker(job: CaseJob) -> CaseOutcome:
