@@ -41,6 +41,8 @@ from medarena.platform.submissions import SubmissionError
 log = logging.getLogger(__name__)
 MAX_PLATFORM_ATTEMPTS = 3
 UNFINISHED = ("queued", "running", "evaluating")
+RAY_START_WAIT_VARIABLE = "RAY_raylet_start_wait_time_s"
+RAY_START_WAIT_S = 300
 
 
 class SchedulerError(Conflict, RuntimeError):
@@ -76,6 +78,11 @@ def exclusive(settings: Settings):
 
 
 def start_ray(settings: Settings) -> None:
+    # Ray waits 30 s for a new node to register with its control store, too short on a loaded
+    # machine. This Ray setting bounds that wait; Ray reads it once, when it is first imported (in
+    # medarena, only here), so the first start-up on a slow machine waits longer and still ends
+    # with a clear error.
+    os.environ.setdefault(RAY_START_WAIT_VARIABLE, str(RAY_START_WAIT_S))
     import ray
 
     if ray.is_initialized():
@@ -88,10 +95,19 @@ def start_ray(settings: Settings) -> None:
                   configure_logging=False)
     if settings.ray_address:
         ray.init(address=settings.ray_address, **kwargs)
-    else:
-        gpus = os.environ.get("MEDARENA_RAY_GPUS")  # logical GPUs for a local cluster
+        return
+    gpus = os.environ.get("MEDARENA_RAY_GPUS")  # logical GPUs for a local cluster
+    try:
         # "local": a Ray of our own, never one that happens to run on this machine
         ray.init(address="local", num_gpus=int(gpus) if gpus else None, **kwargs)
+    except Exception as error:
+        if "timed out during startup" not in str(error):
+            raise
+        raise SchedulerError(
+            f"starting the local Ray cluster: its node did not register in time "
+            f"({RAY_START_WAIT_VARIABLE}={os.environ[RAY_START_WAIT_VARIABLE]} s; an overloaded machine?); "
+            f"Ray's logs are in {os.environ.get('RAY_TMPDIR', '/tmp')}/ray/session_latest/logs; "
+            f"a larger {RAY_START_WAIT_VARIABLE} waits longer") from None
 
 
 def _run_on_worker(job: CaseJob) -> CaseOutcome:
