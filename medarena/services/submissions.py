@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from medarena.accounts.tokens import Identity
-from medarena.errors import Conflict
+from medarena.errors import Conflict, InvalidInput
 from medarena.platform import casestore, layout, leaderboard, scheduler
 from medarena.platform.account_tables import Upload
 from medarena.platform.database import Job, LeaderboardEntry, Submission, session_scope
@@ -20,14 +20,22 @@ from medarena.services.access import SubmissionView
 
 
 def submit(settings: Settings, caller: Identity | None, challenge: str, phase: str, upload_id: str,
-           comment: str = "") -> dict[str, Any]:
-    """Submit the caller's completed upload to a phase (its window and the caller's limit checked)."""
+           comment: str = "", model_upload_id: str | None = None) -> dict[str, Any]:
+    """Submit the caller's completed image upload to a phase (its window and the caller's limit
+    checked), with the caller's completed model upload where the algorithm has a model tarball."""
+    where = f"{challenge}/{phase}"
     with session_scope(settings.database_url) as session:
         phase_row, _ = find_phase(session, challenge, phase)
         caller = access.require_participant(session, caller, phase_row.challenge)
         upload = access.own_upload(session, caller, upload_id)
-        _check_usable(upload, phase_row.id, f"{challenge}/{phase}")
+        _check_usable(upload, phase_row.id, where, "image")
         digest = upload.image_digest
+        model = model_digest = None
+        if model_upload_id is not None:
+            model = access.own_upload(session, caller, model_upload_id)
+            _check_usable(model, phase_row.id, where, "model")
+            model_digest = model.image_digest
+            model = f"upload {model_upload_id}" + (f" ({model.filename})" if model.filename else "")
     if settings.ray_address:  # the other nodes load the pinned image from the shared store
         archive = layout.image_archive_url(settings, digest)
         if not casestore.exists(archive):
@@ -35,18 +43,28 @@ def submit(settings: Settings, caller: Identity | None, challenge: str, phase: s
     with session_scope(settings.database_url) as session:
         submission = create_submission(session, challenge, phase, caller.username,
                                        f"upload {upload_id}" + (f" ({upload.filename})" if upload.filename else ""),
-                                       digest, comment, submitter_id=caller.user_id)
-        upload = session.get(Upload, upload_id)  # read again under the phase's write lock
-        session.refresh(upload)
-        _check_usable(upload, submission.phase_id, f"{challenge}/{phase}")
-        upload.state = "used"
+                                       digest, comment, submitter_id=caller.user_id, model=model or "",
+                                       model_digest=model_digest)
+        for uid, kind in ((upload_id, "image"), (model_upload_id, "model")):
+            if uid is None:
+                continue
+            upload = session.get(Upload, uid)  # read again under the phase's write lock
+            session.refresh(upload)
+            _check_usable(upload, submission.phase_id, where, kind)
+            upload.state = "used"
         session.flush()
         return _describe(session, submission, access.submission_view(session, caller, submission))
 
 
-def _check_usable(upload: Upload, phase_id: int, where: str) -> None:
+KIND_NAMES = {"image": "an image", "model": "a model tarball"}
+
+
+def _check_usable(upload: Upload, phase_id: int, where: str, kind: str) -> None:
+    if upload.kind != kind:
+        field, names = ("model_upload_id" if kind == "model" else "upload_id"), KIND_NAMES
+        raise InvalidInput(f"{field}: upload {upload.id} is {names[upload.kind]}, not {names[kind]}")
     if upload.phase_id != phase_id:
-        raise Conflict(f"upload {upload.id} was made for another phase; upload the image again for {where}")
+        raise Conflict(f"upload {upload.id} was made for another phase; upload the {kind} again for {where}")
     if upload.state == "used":
         raise Conflict(f"upload {upload.id} was submitted already")
     if upload.state != "complete":
@@ -69,7 +87,8 @@ def _describe(session, submission: Submission, view: SubmissionView) -> dict[str
         "started_at": submission.started_at, "finished_at": submission.finished_at, "cases": cases,
         "case_counts": _counts(submission)}
     if view.details:
-        data.update(image=submission.image, image_digest=submission.image_digest, comment=submission.comment)
+        data.update(image=submission.image, image_digest=submission.image_digest, comment=submission.comment,
+                    model=submission.model, model_digest=submission.model_digest)
     if view.scores:
         entry = session.scalar(select(LeaderboardEntry).where(LeaderboardEntry.submission_id == submission.id))
         data.update(aggregates=submission.aggregates, dataset=submission.dataset_metrics or {})

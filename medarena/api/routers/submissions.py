@@ -17,9 +17,10 @@ router = APIRouter(prefix="/api/v1", tags=["submissions"])
 @router.post("/challenges/{slug}/phases/{phase}/uploads", status_code=201)
 def create_upload(slug: str, phase: str, body: UploadCreate, settings: SettingsDep,
                   caller: CallerDep) -> dict[str, Any]:
-    """Start an upload: its size and SHA-256; the answer says the part size and count."""
+    """Start an upload of an image or a model tarball: its size and SHA-256; the answer says the
+    part size and count."""
     return uploads.create_upload(settings, caller, slug, phase, body.size, body.sha256, body.part_size,
-                                 body.filename)
+                                 body.filename, kind=body.kind)
 
 
 @router.get("/uploads/{upload_id}")
@@ -48,15 +49,16 @@ async def put_part(upload_id: str, index: int, request: Request, settings: Setti
 
 @router.post("/uploads/{upload_id}/complete")
 def complete_upload(upload_id: str, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
-    """Check the whole file's SHA-256 and that it is an image archive; then it can be submitted."""
+    """Check the whole file's SHA-256 and that it is an image archive (or a model tarball); then it
+    can be submitted."""
     return uploads.complete_upload(settings, caller, upload_id)
 
 
 @router.post("/challenges/{slug}/phases/{phase}/submissions", status_code=201)
 def submit(slug: str, phase: str, body: SubmissionCreate, settings: SettingsDep,
            caller: CallerDep) -> dict[str, Any]:
-    """Submit a completed upload to the phase."""
-    return submissions.submit(settings, caller, slug, phase, body.upload_id, body.comment)
+    """Submit a completed image upload to the phase, with a completed model upload if it has one."""
+    return submissions.submit(settings, caller, slug, phase, body.upload_id, body.comment, body.model_upload_id)
 
 
 @router.get("/submissions")
