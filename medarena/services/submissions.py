@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session, selectinload
 
 from medarena.accounts.tokens import Identity
 from medarena.errors import Conflict, InvalidInput
-from medarena.platform import casestore, layout, leaderboard, scheduler
+from medarena.platform import layout
 from medarena.platform.account_tables import Upload
-from medarena.platform.database import Job, LeaderboardEntry, Submission, session_scope
-from medarena.platform.runner import save_image
+from medarena.platform.database import Job, LeaderboardEntry, MetricValue, Submission, session_scope
 from medarena.platform.settings import Settings
 from medarena.platform.submissions import create_submission, find_phase
 from medarena.services import access
 from medarena.services.access import SubmissionView
+from medarena.services.cache import VersionedCache, to_json
+from medarena.services.leaderboards import leaderboard_version
+
+JOB_STATES = ("queued", "running", "evaluating", "succeeded", "failed", "cancelled")
+DESCRIPTIONS = VersionedCache(256)  # (database, submission id) -> everything an organizer sees of it
+ANSWERS = VersionedCache(1024)  # (database, submission id, view, rank shown) -> the JSON of that view
 
 
 def submit(settings: Settings, caller: Identity | None, challenge: str, phase: str, upload_id: str,
@@ -37,6 +42,9 @@ def submit(settings: Settings, caller: Identity | None, challenge: str, phase: s
             model_digest = model.image_digest
             model = f"upload {model_upload_id}" + (f" ({model.filename})" if model.filename else "")
     if settings.ray_address:  # the other nodes load the pinned image from the shared store
+        from medarena.platform import casestore
+        from medarena.platform.runner import save_image
+
         archive = layout.image_archive_url(settings, digest)
         if not casestore.exists(archive):
             save_image(digest, archive)
@@ -71,32 +79,63 @@ def _check_usable(upload: Upload, phase_id: int, where: str, kind: str) -> None:
         raise Conflict(f"upload {upload.id} is {upload.state}, not complete; send its parts and complete it first")
 
 
-def _describe(session, submission: Submission, view: SubmissionView) -> dict[str, Any]:
-    cases = []
-    for job in sorted(submission.jobs, key=lambda j: j.case.name):
-        case = {"case": job.case.name, "state": job.state, "reason": job.reason,
-                "runtime_seconds": job.runtime_seconds}
-        if view.details:
-            case["detail"] = job.detail
-        if view.scores:
-            case["metrics"] = [{k: v for k, v in row.items() if k != "case"} for row in leaderboard.job_rows(job)]
-        cases.append(case)
+DETAILS = ("image", "image_digest", "comment", "model", "model_digest")
+SCORES = ("aggregates", "dataset")
+
+
+def _full_description(session: Session, submission: Submission) -> dict[str, Any]:
+    """Everything about a submission that any caller may see of it (an organizer sees all of it)."""
+    from medarena.platform.leaderboard import job_rows
+
+    cases = [{"case": job.case.name, "state": job.state, "reason": job.reason,
+              "runtime_seconds": job.runtime_seconds, "detail": job.detail,
+              "metrics": [{k: v for k, v in row.items() if k != "case"} for row in job_rows(job)]}
+             for job in sorted(submission.jobs, key=lambda j: j.case.name)]
     data: dict[str, Any] = {
         "id": submission.id, "challenge": submission.phase.challenge.slug, "phase": submission.phase.slug,
         "participant": submission.participant, "state": submission.state, "created_at": submission.created_at,
         "started_at": submission.started_at, "finished_at": submission.finished_at, "cases": cases,
-        "case_counts": _counts(submission)}
-    if view.details:
-        data.update(image=submission.image, image_digest=submission.image_digest, comment=submission.comment,
-                    model=submission.model, model_digest=submission.model_digest)
-    if view.scores:
-        entry = session.scalar(select(LeaderboardEntry).where(LeaderboardEntry.submission_id == submission.id))
-        data.update(aggregates=submission.aggregates, dataset=submission.dataset_metrics or {})
-        rules = access.phase_rules(submission.phase)
-        if entry is not None and (view.staff or rules.leaderboard_public):
-            data["rank"] = {"rank": entry.rank, "score": entry.score, "rank_low": entry.rank_low,
-                            "rank_high": entry.rank_high, "of": _ranked(session, submission.phase_id)}
+        "case_counts": _counts(submission), "image": submission.image, "image_digest": submission.image_digest,
+        "comment": submission.comment, "model": submission.model, "model_digest": submission.model_digest,
+        "aggregates": submission.aggregates, "dataset": submission.dataset_metrics or {}}
+    entry = session.scalar(select(LeaderboardEntry).where(LeaderboardEntry.submission_id == submission.id))
+    if entry is not None:
+        data["rank"] = {"rank": entry.rank, "score": entry.score, "rank_low": entry.rank_low,
+                        "rank_high": entry.rank_high, "of": _ranked(session, submission.phase_id)}
     return data
+
+
+def _as_seen(full: dict[str, Any], view: SubmissionView, rank_shown: bool) -> dict[str, Any]:
+    """A full description cut down to what one view of it shows (a new dict; ``full`` is kept)."""
+    hidden = (() if view.details else DETAILS) + (() if view.scores else SCORES) + (
+        () if view.scores and rank_shown else ("rank",))
+    data = {k: v for k, v in full.items() if k not in hidden and k != "cases"}
+    case_hidden = (() if view.details else ("detail",)) + (() if view.scores else ("metrics",))
+    data["cases"] = [{k: v for k, v in c.items() if k not in case_hidden} for c in full["cases"]]
+    return data
+
+
+def _rank_shown(submission: Submission, view: SubmissionView) -> bool:
+    return view.staff or access.phase_rules(submission.phase).leaderboard_public
+
+
+def _describe(session: Session, submission: Submission, view: SubmissionView) -> dict[str, Any]:
+    return _as_seen(_full_description(session, submission), view, _rank_shown(submission, view))
+
+
+def _version(session: Session, submission: Submission) -> tuple:
+    """Changes whenever anything shown of the submission does: its state and times, its jobs'
+    states, times, attempts and runtimes, their metric rows (re-scoring replaces them) and the
+    phase's leaderboard (the rank, and how many are ranked)."""
+    jobs = session.execute(select(
+        func.count(Job.id), func.max(Job.started_at), func.max(Job.finished_at), func.sum(Job.attempts),
+        func.sum(Job.runtime_seconds), *(func.sum(case((Job.state == s, 1), else_=0)) for s in JOB_STATES))
+        .where(Job.submission_id == submission.id)).one()
+    metrics = session.execute(select(func.count(MetricValue.id), func.min(MetricValue.id), func.max(MetricValue.id),
+                                     func.sum(MetricValue.value)).join(Job, MetricValue.job_id == Job.id)
+                              .where(Job.submission_id == submission.id)).one()
+    return (submission.state, submission.started_at, submission.finished_at, tuple(jobs), tuple(metrics),
+            leaderboard_version(session, submission.phase_id))
 
 
 def _ranked(session, phase_id: int) -> int:
@@ -120,6 +159,24 @@ def get_submission(settings: Settings, caller: Identity | None, submission_id: i
         _load(session, submission_id)
         submission, view = access.visible_submission(session, caller, submission_id)
         return _describe(session, submission, view)
+
+
+def submission_json(settings: Settings, caller: Identity | None, submission_id: int) -> bytes:
+    """:func:`get_submission` as the JSON the API answers with: built once per version of the
+    submission, then cut down to the caller's view, which is decided on every request."""
+    url = settings.database_url
+    with session_scope(url) as session:
+        submission, view = access.visible_submission(session, caller, submission_id)
+        rank_shown = _rank_shown(submission, view)
+        version = _version(session, submission)  # read before the rows the answer is built from
+
+        def full() -> dict[str, Any]:
+            return _full_description(session, _load(session, submission_id))
+
+        def answer() -> bytes:
+            return to_json(_as_seen(DESCRIPTIONS.get((url, submission_id), version, full), view, rank_shown))
+
+        return ANSWERS.get((url, submission_id, view, rank_shown), version, answer)
 
 
 def get_logs(settings: Settings, caller: Identity | None, submission_id: int) -> dict[str, Any]:
@@ -161,6 +218,8 @@ def list_submissions(settings: Settings, caller: Identity | None, challenge: str
 
 
 def cancel(settings: Settings, caller: Identity | None, submission_id: int) -> dict[str, Any]:
+    from medarena.platform import scheduler
+
     with session_scope(settings.database_url) as session:
         submission, view = access.visible_submission(session, caller, submission_id)
         access.may_cancel(view, submission)
@@ -172,6 +231,8 @@ def cancel(settings: Settings, caller: Identity | None, submission_id: int) -> d
 
 def reevaluate(settings: Settings, caller: Identity | None, submission_ids: list[int]) -> dict[str, Any]:
     """Organizers: score stored predictions again; the worker does it (no algorithm runs again)."""
+    from medarena.platform import scheduler
+
     with session_scope(settings.database_url) as session:
         for sid in submission_ids:
             submission, view = access.visible_submission(session, caller, sid)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from medarena.api.deps import CallerDep, SettingsDep
+from medarena.api.deps import CallerDep, JSONBytes, SettingsDep
 from medarena.api.schemas import SubmissionCreate, UploadCreate
 from medarena.services import submissions, uploads
 
@@ -69,10 +69,10 @@ def list_submissions(settings: SettingsDep, caller: CallerDep,
     return submissions.list_submissions(settings, caller, challenge, phase)
 
 
-@router.get("/submissions/{submission_id}")
-def get_submission(submission_id: int, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+@router.get("/submissions/{submission_id}", response_class=JSONBytes)
+def get_submission(submission_id: int, settings: SettingsDep, caller: CallerDep) -> JSONBytes:
     """State, per-case states, reasons, runtimes and metrics, as far as the caller may see them."""
-    return submissions.get_submission(settings, caller, submission_id)
+    return JSONBytes(submissions.submission_json(settings, caller, submission_id))
 
 
 @router.get("/submissions/{submission_id}/logs")
