@@ -41,20 +41,21 @@ def serve(host: Annotated[str, typer.Option(help="address to listen on")] = "127
           port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
           with_worker: Annotated[bool, typer.Option(help="also run a worker for the submissions")] = False):
     """Serve the API (OpenAPI at /api/openapi.json, docs at /api/docs) until stopped."""
-    import uvicorn
-
-    from medarena.api.app import create_app
-
-    worker = None
-    if with_worker:
-        worker = subprocess.Popen([sys.executable, "-m", "medarena.cli", "worker", "--poll", "2"])
+    _settings()  # a bad setting is reported here, before anything starts
+    server = [sys.executable, "-m", "medarena.api", "--host", host, "--port", str(port)]
     console.print(f"medarena API: http://{host}:{port}/api/docs  (Ctrl-C stops it)")
+    if not with_worker:  # the server takes this process over, without the modules the command line imported
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, server)
+    worker = subprocess.Popen([sys.executable, "-m", "medarena.cli", "worker", "--poll", "2"])
+    process = subprocess.Popen(server)
     try:
-        uvicorn.run(create_app(_settings()), host=host, port=port, log_level="warning")
+        process.wait()
     finally:
-        if worker is not None:
-            worker.terminate()
-            worker.wait(30)
+        for child in (process, worker):
+            child.terminate()
+            child.wait(30)
 
 
 # ------------------------------------------------------------- logging in

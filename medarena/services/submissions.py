@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session, selectinload
 
 from medarena.accounts.tokens import Identity
 from medarena.errors import Conflict, InvalidInput
-from medarena.platform import layout
 from medarena.platform.account_tables import Upload
 from medarena.platform.database import Job, LeaderboardEntry, MetricValue, Submission, session_scope
 from medarena.platform.settings import Settings
@@ -42,7 +41,7 @@ def submit(settings: Settings, caller: Identity | None, challenge: str, phase: s
             model_digest = model.image_digest
             model = f"upload {model_upload_id}" + (f" ({model.filename})" if model.filename else "")
     if settings.ray_address:  # the other nodes load the pinned image from the shared store
-        from medarena.platform import casestore
+        from medarena.platform import casestore, layout
         from medarena.platform.runner import save_image
 
         archive = layout.image_archive_url(settings, digest)

@@ -142,6 +142,36 @@ def test_parts(world):
     served_normally(server)
 
 
+def test_parts_of_several_megabytes(world):
+    """Parts longer than the block the server hashes and writes at a time (in a thread, while the
+    next block arrives): each byte lands where it belongs, and a failed part leaves nothing."""
+    import random
+
+    server, seeded = world
+    part = (3 << 20) + 1
+    content = random.Random(7).randbytes(2 * part - 5)
+    with server.client(seeded.token("owner")) as client:
+        upload = _start(client, len(content), hashlib.sha256(content).hexdigest(), part_size=part)
+        uid = upload["id"]
+        data = seeded.settings.home / "uploads" / uid / "data"
+        first, second = content[:part], content[part:]
+        assert detail(_put(client, uid, 0, first, sha=hashlib.sha256(second).hexdigest()), 422).startswith(
+            f"part 0: its SHA-256 is {hashlib.sha256(first).hexdigest()}, not ")
+        assert data.stat().st_size == 0
+
+        def longer():  # no Content-Length: the excess is found while the body streams
+            for start in range(0, part + 100_000, 200_000):
+                yield (first + b"x" * 100_000)[start:start + 200_000]
+
+        assert detail(_put(client, uid, 0, longer(), sha=hashlib.sha256(first).hexdigest()), 413) == \
+            f"part 0: more than its {part} bytes"
+        assert data.stat().st_size == 0 and client.get(f"/api/v1/uploads/{uid}").json()["next_part"] == 0
+        assert _put(client, uid, 0, first).json()["next_part"] == 1
+        assert _put(client, uid, 1, second).json()["next_part"] is None
+        assert data.read_bytes() == content
+    served_normally(server)
+
+
 def test_a_whole_file_whose_checksum_differs(world):
     server, seeded = world
     data = b"abc" * 1000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -12,6 +13,7 @@ from medarena.api.schemas import SubmissionCreate, UploadCreate
 from medarena.services import submissions, uploads
 
 router = APIRouter(prefix="/api/v1", tags=["submissions"])
+WRITE_BLOCK = 1 << 20
 
 
 @router.post("/challenges/{slug}/phases/{phase}/uploads", status_code=201)
@@ -37,14 +39,38 @@ async def put_part(upload_id: str, index: int, request: Request, settings: Setti
     writer = await run_in_threadpool(uploads.begin_part, settings, caller, upload_id, index, x_part_sha256,
                                      int(length) if length and length.isdigit() else None)
     try:
-        async for chunk in request.stream():
-            if chunk:
-                writer.write(chunk)
+        await _receive(request, writer)
         writer.finish()
     except BaseException:
         writer.abort()
         raise
     return await run_in_threadpool(uploads.get_upload, settings, caller, upload_id)
+
+
+async def _receive(request: Request, writer: uploads.PartWriter) -> None:
+    """Hand the body to the writer a block at a time, in a thread (hashing and writing release the
+    GIL), while the next block arrives; at most two blocks are held."""
+    pending: asyncio.Task | None = None
+    chunks: list[bytes] = []
+    held = 0
+    try:
+        async for chunk in request.stream():
+            chunks.append(chunk)
+            held += len(chunk)
+            if held >= WRITE_BLOCK:
+                if pending is not None:
+                    await pending
+                pending = asyncio.ensure_future(run_in_threadpool(writer.write, b"".join(chunks)))
+                chunks, held = [], 0
+        if pending is not None:
+            await pending
+        if held:
+            await run_in_threadpool(writer.write, b"".join(chunks))
+    finally:
+        if pending is not None:
+            await asyncio.wait({pending})  # the writer is aborted only once no block is being written
+            if not pending.cancelled():
+                pending.exception()  # retrieved: a failure is answered once, never logged as lost
 
 
 @router.post("/uploads/{upload_id}/complete")

@@ -1,0 +1,25 @@
+"""`python -m medarena.api`: the API server alone, in a process that imports only what it serves
+(`medarena serve` starts this one; the whole command line would bring every platform module).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m medarena.api", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+
+    import uvicorn
+
+    from medarena.api.app import create_app
+    from medarena.platform.settings import load_settings
+
+    uvicorn.run(create_app(load_settings()), host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
