@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import bindparam, case, func, select, true
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from medarena.accounts.tokens import Identity
 from medarena.errors import Conflict, InvalidInput
 from medarena.platform.account_tables import Upload
-from medarena.platform.database import Job, LeaderboardEntry, MetricValue, Submission, session_scope
+from medarena.platform.database import Job, LeaderboardEntry, MetricValue, Phase, Submission, session_scope
 from medarena.platform.settings import Settings
 from medarena.platform.submissions import create_submission, find_phase
 from medarena.services import access
 from medarena.services.access import SubmissionView
 from medarena.services.cache import VersionedCache, to_json
-from medarena.services.leaderboards import leaderboard_version
 
 JOB_STATES = ("queued", "running", "evaluating", "succeeded", "failed", "cancelled")
 DESCRIPTIONS = VersionedCache(256)  # (database, submission id) -> everything an organizer sees of it
@@ -122,19 +121,31 @@ def _describe(session: Session, submission: Submission, view: SubmissionView) ->
     return _as_seen(_full_description(session, submission), view, _rank_shown(submission, view))
 
 
+def _version_query():
+    """One statement for :func:`_version` (built once: building it costs more than running it)."""
+    sid, pid = bindparam("submission_id"), bindparam("phase_id")
+    jobs = [func.count(Job.id), func.max(Job.started_at), func.max(Job.finished_at), func.sum(Job.attempts),
+            func.sum(Job.runtime_seconds), *(func.sum(case((Job.state == s, 1), else_=0)) for s in JOB_STATES)]
+    metrics = [func.count(MetricValue.id), func.min(MetricValue.id), func.max(MetricValue.id),
+               func.sum(MetricValue.value)]
+    entries = [func.count(LeaderboardEntry.id), func.min(LeaderboardEntry.id), func.max(LeaderboardEntry.id),
+               func.max(LeaderboardEntry.computed_at), func.sum(LeaderboardEntry.rank)]
+    parts = (select(*jobs).where(Job.submission_id == sid).subquery(),
+             select(*metrics).join(Job, MetricValue.job_id == Job.id).where(Job.submission_id == sid).subquery(),
+             select(*entries).where(LeaderboardEntry.phase_id == pid).subquery())
+    one_row_each = parts[0].join(parts[1], true()).join(parts[2], true())
+    return select(*(column for part in parts for column in part.c)).select_from(one_row_each)
+
+
+VERSION = _version_query()
+
+
 def _version(session: Session, submission: Submission) -> tuple:
     """Changes whenever anything shown of the submission does: its state and times, its jobs'
     states, times, attempts and runtimes, their metric rows (re-scoring replaces them) and the
-    phase's leaderboard (the rank, and how many are ranked)."""
-    jobs = session.execute(select(
-        func.count(Job.id), func.max(Job.started_at), func.max(Job.finished_at), func.sum(Job.attempts),
-        func.sum(Job.runtime_seconds), *(func.sum(case((Job.state == s, 1), else_=0)) for s in JOB_STATES))
-        .where(Job.submission_id == submission.id)).one()
-    metrics = session.execute(select(func.count(MetricValue.id), func.min(MetricValue.id), func.max(MetricValue.id),
-                                     func.sum(MetricValue.value)).join(Job, MetricValue.job_id == Job.id)
-                              .where(Job.submission_id == submission.id)).one()
-    return (submission.state, submission.started_at, submission.finished_at, tuple(jobs), tuple(metrics),
-            leaderboard_version(session, submission.phase_id))
+    phase's leaderboard (the rank, and how many are ranked; as :func:`leaderboard_version`)."""
+    row = session.execute(VERSION, {"submission_id": submission.id, "phase_id": submission.phase_id}).one()
+    return (submission.state, submission.started_at, submission.finished_at, *row)
 
 
 def _ranked(session, phase_id: int) -> int:
@@ -165,6 +176,8 @@ def submission_json(settings: Settings, caller: Identity | None, submission_id: 
     submission, then cut down to the caller's view, which is decided on every request."""
     url = settings.database_url
     with session_scope(url) as session:
+        session.scalar(select(Submission).where(Submission.id == submission_id).options(
+            joinedload(Submission.phase).joinedload(Phase.challenge)))  # one query for what the access rules read
         submission, view = access.visible_submission(session, caller, submission_id)
         rank_shown = _rank_shown(submission, view)
         version = _version(session, submission)  # read before the rows the answer is built from
