@@ -39,10 +39,11 @@ def _settings():
 @fails_cleanly
 def serve(host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
-          with_worker: Annotated[bool, typer.Option(help="also run a worker for the submissions")] = False):
+          with_worker: Annotated[bool, typer.Option(help="also run a worker for the submissions")] = False,
+          workers: Annotated[int, typer.Option(min=1, max=64, help="server processes")] = 1):
     """Serve the API (OpenAPI at /api/openapi.json, docs at /api/docs) until stopped."""
     _settings()  # a bad setting is reported here, before anything starts
-    server = [sys.executable, "-m", "medarena.api", "--host", host, "--port", str(port)]
+    server = [sys.executable, "-m", "medarena.api", "--host", host, "--port", str(port), "--workers", str(workers)]
     console.print(f"medarena API: http://{host}:{port}/api/docs  (Ctrl-C stops it)")
     if not with_worker:  # the server takes this process over, without the modules the command line imported
         sys.stdout.flush()
