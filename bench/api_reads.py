@@ -99,12 +99,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--submissions", type=int, default=100)
     parser.add_argument("--cases", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=1, help="server processes (medarena serve --workers)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="medarena-bench-reads-") as folder:
         home = Path(folder)
         settings = settings_for(home)
         owners = seed(settings, home, args.submissions, args.cases)
-        server = start_server(settings, home / "server.log")
+        server = start_server(settings, home / "server.log", serve_args=("--workers", str(args.workers)))
         try:
             runs = [asyncio.run(load(server.url, owners, args.clients, args.seconds)) for _ in range(args.repeats)]
         finally:
@@ -112,7 +113,8 @@ def main() -> None:
     rates = [r for r, _ in runs]
     p50 = [float(np.percentile(lat, 50)) * 1000 for _, lat in runs]
     p99 = [float(np.percentile(lat, 99)) * 1000 for _, lat in runs]
-    print(f"{args.clients} clients, {args.submissions} submissions x {args.cases} cases, {args.seconds:g} s per run; "
+    print(f"{args.clients} clients, {args.workers} server process(es), {args.submissions} submissions x "
+          f"{args.cases} cases, {args.seconds:g} s per run; "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"requests/s: median {statistics.median(rates):.1f} of {', '.join(f'{r:.1f}' for r in rates)}")
     print(f"p50 ms:     median {statistics.median(p50):.0f} of {', '.join(f'{v:.0f}' for v in p50)}")

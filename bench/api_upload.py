@@ -1,10 +1,14 @@
 """Upload throughput of the API: an image-sized file in parts over loopback, and the server's peak RSS.
 
-A 2 GiB file (``--size-mb``) is sent in 16 MiB parts (each with its SHA-256) to `medarena serve`
-running as a subprocess; the part phase is timed (median of ``--repeats``) and the server's peak
-resident memory read from /proc (VmHWM) at the end. The floor, timed in the same run: copying the
-same file on the same disk with `cp`, and hashing it with SHA-256 (what the server does on top of
-writing). Targets: at least 150 MB/s, server RSS under 300 MB.
+A 2 GiB file (``--size-mb``) is sent by the participant's client (:func:`medarena.client.send_parts`:
+each part read once, its SHA-256 in a header, the next part read and hashed while one is sent) in
+the server's default part size (``--part-mb`` to change it) to `medarena serve` running as a
+subprocess; the part phase is timed (median of ``--repeats``) and the server's peak resident
+memory read from /proc (VmHWM) at the end. Then one leaderboard is read and the server's memory
+read again: a server that has validated a challenge definition has imported every evaluator.
+The floor, timed in the same run: copying the same file on the same disk with `cp`, and hashing
+it with SHA-256 (what the server does on top of writing). Targets: at least 150 MB/s, server RSS
+under 300 MB.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.api.conftest import settings_for, start_server, stop_server  # noqa: E402
 
-PART = 16 << 20
+PART = 16 << 20  # the block the test file is written in
 
 
 def make_file(path: Path, size: int) -> str:
@@ -43,22 +47,19 @@ def make_file(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def upload(url: str, token: str, path: Path, size: int, sha: str) -> float:
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120) as client:
-        created = client.post("/api/v1/challenges/toy/phases/test/uploads",
-                              json={"size": size, "sha256": sha, "part_size": PART})
-        created.raise_for_status()
-        upload_id = created.json()["id"]
+def upload(url: str, token: str, path: Path, size: int, sha: str, part_size: int | None) -> float:
+    from medarena.client import Client, send_parts
+
+    client = Client(url, token, timeout=120)
+    try:
+        upload = client.call("POST", "/api/v1/challenges/toy/phases/test/uploads",
+                             json={"size": size, "sha256": sha, "part_size": part_size})
         start = time.perf_counter()
-        with path.open("rb") as file:
-            index = 0
-            while block := file.read(PART):
-                response = client.put(f"/api/v1/uploads/{upload_id}/parts/{index}", content=block,
-                                      headers={"X-Part-SHA256": hashlib.sha256(block).hexdigest()})
-                response.raise_for_status()
-                index += 1
+        upload = send_parts(client, path, upload)
         elapsed = time.perf_counter() - start
-        assert client.get(f"/api/v1/uploads/{upload_id}").json()["next_part"] is None
+        assert upload["next_part"] is None
+    finally:
+        client.close()
     return elapsed
 
 
@@ -74,8 +75,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-mb", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--part-mb", type=int, default=None, help="default: the server's")
     args = parser.parse_args()
     size = args.size_mb << 20
+    part_size = args.part_mb << 20 if args.part_mb else None
 
     from medarena.platform import organizer
     from medarena.services import accounts
@@ -97,9 +100,11 @@ def main() -> None:
             idle = rss_mb(server.process.pid, "VmRSS")
             times = []
             for _ in range(args.repeats):
-                times.append(upload(server.url, token, data, size, sha))
+                times.append(upload(server.url, token, data, size, sha, part_size))
                 shutil.rmtree(home / "uploads", ignore_errors=True)
             rss = rss_mb(server.process.pid)
+            httpx.get(f"{server.url}/api/v1/challenges/toy/phases/test/leaderboard", timeout=120).raise_for_status()
+            rss_all = rss_mb(server.process.pid)
         finally:
             stop_server(server)
         copies, hashes = [], []
@@ -116,11 +121,15 @@ def main() -> None:
             hashes.append(time.perf_counter() - start)
     mb = size / 1e6
     median = statistics.median(times)
-    print(f"file: {args.size_mb} MiB in {PART >> 20} MiB parts; load average {os.getloadavg()[0]:.1f}")
+    from medarena.services.uploads import DEFAULT_PART
+
+    parts = (part_size or DEFAULT_PART) >> 20
+    print(f"file: {args.size_mb} MiB in {parts} MiB parts; load average {os.getloadavg()[0]:.1f}")
     print(f"upload:  {mb / median:7.0f} MB/s  median {median:.2f} s of {', '.join(f'{t:.2f}' for t in times)}")
     print(f"cp:      {mb / statistics.median(copies):7.0f} MB/s  (floor: the same bytes copied on this disk)")
     print(f"sha256:  {mb / statistics.median(hashes):7.0f} MB/s  (the hash the server computes as it writes)")
-    print(f"server peak RSS: {rss:.0f} MB (after start, before any upload: {idle:.0f} MB)")
+    print(f"server peak RSS: {rss:.0f} MB (after start, before any upload: {idle:.0f} MB; "
+          f"{rss_all:.0f} MB once a leaderboard was read and the evaluators imported)")
 
 
 if __name__ == "__main__":

@@ -107,10 +107,7 @@ def submit(image: Annotated[str, typer.Argument(help="an image tarball (podman/d
     from medarena.platform import organizer
 
     if client := cli_remote.connected():
-        if model is not None:
-            raise typer.BadParameter("--model is not taken by the server yet: submit on the server's machine, "
-                                     "or build the model into the image")
-        return cli_remote.submit(client, image, challenge, phase, comment, follow)
+        return cli_remote.submit(client, image, challenge, phase, comment, follow, model)
     if participant is None:
         raise typer.BadParameter("--participant/-u is needed without a login (`medarena login URL`)")
     submission_id, digest = organizer.submit(_settings(), challenge, phase, participant, image, comment, model)

@@ -39,22 +39,24 @@ def _settings():
 @fails_cleanly
 def serve(host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
-          with_worker: Annotated[bool, typer.Option(help="also run a worker for the submissions")] = False):
+          with_worker: Annotated[bool, typer.Option(help="also run a worker for the submissions")] = False,
+          workers: Annotated[int, typer.Option(min=1, max=64, help="server processes")] = 1):
     """Serve the API (OpenAPI at /api/openapi.json, docs at /api/docs) until stopped."""
-    import uvicorn
-
-    from medarena.api.app import create_app
-
-    worker = None
-    if with_worker:
-        worker = subprocess.Popen([sys.executable, "-m", "medarena.cli", "worker", "--poll", "2"])
+    _settings()  # a bad setting is reported here, before anything starts
+    server = [sys.executable, "-m", "medarena.api", "--host", host, "--port", str(port), "--workers", str(workers)]
     console.print(f"medarena API: http://{host}:{port}/api/docs  (Ctrl-C stops it)")
+    if not with_worker:  # the server takes this process over, without the modules the command line imported
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, server)
+    worker = subprocess.Popen([sys.executable, "-m", "medarena.cli", "worker", "--poll", "2"])
+    process = subprocess.Popen(server)
     try:
-        uvicorn.run(create_app(_settings()), host=host, port=port, log_level="warning")
+        process.wait()
     finally:
-        if worker is not None:
-            worker.terminate()
-            worker.wait(30)
+        for child in (process, worker):
+            child.terminate()
+            child.wait(30)
 
 
 # ------------------------------------------------------------- logging in
@@ -93,26 +95,41 @@ def connected() -> remote.Client | None:
 
 # ------------------------------------------------------------- submitting
 
-def submit(client: remote.Client, image: str, challenge: str, phase: str, comment: str, follow: bool) -> None:
+def submit(client: remote.Client, image: str, challenge: str, phase: str, comment: str, follow: bool,
+           model: Path | None = None) -> None:
+    """Upload the model tarball (if any) and the image in parts, then submit them together."""
+    if model is not None and not Path(model).is_file():
+        raise InvalidInput(f"model tarball {model}: no such file")
+    model_upload = _upload(client, Path(model), challenge, phase, "model") if model is not None else None
     path = _as_tarball(image)
+    upload = _upload(client, path, challenge, phase, "image")
+    body = {"upload_id": upload["id"], "comment": comment}
+    if model_upload is not None:
+        body["model_upload_id"] = model_upload["id"]
+    submission = client.call("POST", f"/api/v1/challenges/{challenge}/phases/{phase}/submissions", json=body)
+    for done in (upload, model_upload):
+        if done is not None:
+            _forget_upload(challenge, phase, done["sha256"])
+    console.print(Text(f"submission {submission['id']} queued ({upload['image_digest'][:19]})"
+                       + (f" with model {model_upload['model_digest'][:19]}" if model_upload else "")))
+    if follow:
+        follow_submission(client, submission["id"])
+
+
+def _upload(client: remote.Client, path: Path, challenge: str, phase: str, kind: str) -> dict[str, Any]:
+    """A file sent in parts (resuming an upload of it begun earlier) and completed on the server."""
     progress = _bytes_progress()
     with progress:
         size = path.stat().st_size
-        task = progress.add_task("checksum", total=size)
+        task = progress.add_task(f"{kind} checksum", total=size)
         sha = remote.file_sha256(path, lambda n: progress.advance(task, n))
-        upload = _resume_or_create(client, challenge, phase, path, size, sha)
+        upload = _resume_or_create(client, challenge, phase, path, size, sha, kind)
         done = (upload["parts_received"] or 0) * upload["part_size"]
-        progress.update(task, description="upload", completed=min(done, size))
+        progress.update(task, description=f"{kind} upload", completed=min(done, size))
         upload = remote.send_parts(client, path, upload, lambda n: progress.advance(task, n))
         progress.update(task, completed=size)
-    console.print("checking the image on the server", style="dim")
-    upload = client.call("POST", f"/api/v1/uploads/{upload['id']}/complete", timeout=1800)
-    submission = client.call("POST", f"/api/v1/challenges/{challenge}/phases/{phase}/submissions",
-                             json={"upload_id": upload["id"], "comment": comment})
-    _forget_upload(challenge, phase, sha)
-    console.print(Text(f"submission {submission['id']} queued ({upload['image_digest'][:19]})"))
-    if follow:
-        follow_submission(client, submission["id"])
+    console.print(f"checking the {'image' if kind == 'image' else 'model tarball'} on the server", style="dim")
+    return client.call("POST", f"/api/v1/uploads/{upload['id']}/complete", timeout=1800)
 
 
 def _as_tarball(image: str) -> Path:
@@ -177,18 +194,19 @@ def _forget_upload(challenge: str, phase: str, sha: str) -> None:
         _uploads_file().write_text(json.dumps(uploads))
 
 
-def _resume_or_create(client: remote.Client, challenge: str, phase: str, path: Path, size: int, sha: str):
+def _resume_or_create(client: remote.Client, challenge: str, phase: str, path: Path, size: int, sha: str,
+                      kind: str = "image"):
     known = _load_uploads().get(_key(challenge, phase, sha))
     if known:
         try:
             upload = client.call("GET", f"/api/v1/uploads/{known}")
-            if upload["state"] in ("open", "complete"):
+            if upload["state"] in ("open", "complete") and upload.get("kind", "image") == kind:
                 err.print(f"resuming upload {known} at part {upload['next_part']}", style="dim")
                 return upload
         except (NotFound, remote.errors.Conflict):
             pass
     upload = client.call("POST", f"/api/v1/challenges/{challenge}/phases/{phase}/uploads",
-                         json={"size": size, "sha256": sha, "filename": path.name[:255]})
+                         json={"size": size, "sha256": sha, "filename": path.name[:255], "kind": kind})
     _remember_upload(challenge, phase, sha, upload["id"])
     return upload
 

@@ -10,6 +10,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import httpx
 from medarena import errors
 
 READ_BLOCK = 1 << 20
+SEND_BLOCK = 1 << 20  # progress is reported per block sent
 _BY_STATUS = {cls.http_status: cls for cls in (errors.InvalidInput, errors.NotFound, errors.Conflict,
                                                errors.PermissionDenied, errors.Unauthenticated,
                                                errors.TooManyRequests, errors.PayloadTooLarge,
@@ -121,54 +123,58 @@ def file_sha256(path: Path, on_bytes: Callable[[int], None] | None = None) -> st
     return digest.hexdigest()
 
 
-def _part_blocks(path: Path, offset: int, length: int) -> Iterator[bytes]:
+def _read_part(path: Path, offset: int, length: int) -> tuple[bytes, str]:
+    """A part's bytes and SHA-256, read once (a part is at most 64 MiB)."""
     with path.open("rb") as file:
         file.seek(offset)
-        left = length
-        while left:
-            block = file.read(min(READ_BLOCK, left))
-            if not block:
-                raise errors.InvalidInput(f"{path}: the file shrank while it was uploaded")
-            left -= len(block)
-            yield block
+        data = file.read(length)
+    if len(data) != length:
+        raise errors.InvalidInput(f"{path}: the file shrank while it was uploaded")
+    return data, hashlib.sha256(data).hexdigest()
 
 
-def _part_sha256(path: Path, offset: int, length: int) -> str:
-    digest = hashlib.sha256()
-    for block in _part_blocks(path, offset, length):
-        digest.update(block)
-    return digest.hexdigest()
+def _blocks(data: bytes, on_bytes: Callable[[int], None] | None) -> Iterator[bytes]:
+    view = memoryview(data)
+    for start in range(0, len(data), SEND_BLOCK):
+        yield view[start:start + SEND_BLOCK]
+        if on_bytes:
+            on_bytes(min(SEND_BLOCK, len(data) - start))
 
 
 def send_parts(client: Client, path: Path, upload: dict[str, Any], on_bytes: Callable[[int], None] | None = None,
                attempts: int = 5) -> dict[str, Any]:
     """Send the parts the server does not have yet, in order; after a dropped connection, ask
-    the server where it stands and go on from there."""
+    the server where it stands and go on from there. The next part is read and hashed in a
+    thread while one is sent (hashing releases the GIL), so the client keeps the link busy."""
     size, part_size = upload["size"], upload["part_size"]
     failures = 0
-    while upload["next_part"] is not None:
-        index = upload["next_part"]
+
+    def read(index: int) -> Future:
         offset = index * part_size
-        length = min(part_size, size - offset)
-        sha = _part_sha256(path, offset, length)
-        try:
-            upload = client.call("PUT", f"/api/v1/uploads/{upload['id']}/parts/{index}",
-                                 content=_counting(_part_blocks(path, offset, length), on_bytes),
-                                 headers={"X-Part-SHA256": sha, "Content-Length": str(length)})
-            failures = 0
-        except (errors.PlatformFault, errors.Conflict) as exc:
-            failures += 1
-            if failures >= attempts:
-                raise
-            time.sleep(min(2 ** failures, 10))
-            upload = client.call("GET", f"/api/v1/uploads/{upload['id']}")
-            if isinstance(exc, errors.Conflict) and upload["next_part"] == index:
-                raise
+        return reader.submit(_read_part, path, offset, min(part_size, size - offset))
+
+    with ThreadPoolExecutor(1, thread_name_prefix="medarena-read") as reader:
+        ahead: dict[int, Future] = {}
+        while upload["next_part"] is not None:
+            index = upload["next_part"]
+            current = ahead.pop(index, None) or read(index)
+            ahead.clear()  # a part read for a position the server moved away from is dropped
+            if index + 1 < upload["parts"]:
+                ahead[index + 1] = read(index + 1)
+            data, sha = current.result()
+            try:
+                upload = client.call("PUT", f"/api/v1/uploads/{upload['id']}/parts/{index}",
+                                     content=_blocks(data, on_bytes),
+                                     headers={"X-Part-SHA256": sha, "Content-Length": str(len(data))})
+                failures = 0
+            except (errors.PlatformFault, errors.Conflict) as exc:
+                failures += 1
+                if failures >= attempts:
+                    raise
+                time.sleep(min(2 ** failures, 10))
+                upload = client.call("GET", f"/api/v1/uploads/{upload['id']}")
+                if isinstance(exc, errors.Conflict) and upload["next_part"] == index:
+                    raise
+            finally:
+                del data
     return upload
-
-
-def _counting(blocks: Iterator[bytes], on_bytes: Callable[[int], None] | None) -> Iterator[bytes]:
-    for block in blocks:
-        yield block
-        if on_bytes:
-            on_bytes(len(block))

@@ -15,7 +15,6 @@ from medarena import __version__
 from medarena.api.limits import BodyLimit
 from medarena.api.routers import auth, challenges, submissions
 from medarena.errors import MedarenaError, Unauthenticated
-from medarena.evaluators.ranking import RankingError
 from medarena.platform.settings import Settings, load_settings
 from medarena.services import uploads
 
@@ -44,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.add_api_route("/api/health", health, methods=["GET"], tags=["server"])
     app.add_exception_handler(MedarenaError, _medarena_error)
-    app.add_exception_handler(RankingError, _ranking_error)
+    app.add_exception_handler(ValueError, _ranking_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app
 
@@ -65,7 +64,13 @@ async def _medarena_error(request: Request, exc: MedarenaError) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=exc.http_status, headers=headers)
 
 
-async def _ranking_error(request: Request, exc: RankingError) -> JSONResponse:
+async def _ranking_error(request: Request, exc: ValueError) -> JSONResponse:
+    """A ranking that cannot be computed is the organizer's to fix (422); any other ValueError is
+    a fault, answered as before. (Imported here: the ranking's module brings SciPy and pandas.)"""
+    from medarena.evaluators.ranking import RankingError
+
+    if not isinstance(exc, RankingError):
+        raise exc
     return JSONResponse({"detail": str(exc)}, status_code=422)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.responses import Response
 from fastapi.security import OAuth2PasswordBearer
 
 from medarena.accounts.tokens import Identity
@@ -28,3 +29,9 @@ def get_caller(request: Request, token: Annotated[str | None, Depends(bearer)]) 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CallerDep = Annotated[Identity | None, Depends(get_caller)]
+
+
+class JSONBytes(Response):
+    """An answer already encoded as JSON (by a cache of the services), sent as it is."""
+
+    media_type = "application/json"

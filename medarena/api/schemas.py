@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -27,10 +29,14 @@ class UploadCreate(Strict):
     sha256: str = Field(min_length=64, max_length=64, description="SHA-256 of the whole file, hexadecimal")
     part_size: int | None = Field(default=None, description="bytes per part (the last part may be shorter)")
     filename: str = Field(default="", max_length=255)
+    kind: Literal["image", "model"] = Field(default="image", description="an algorithm image (`podman save`) "
+                                            "or its model tarball (.tar.gz, extracted at /opt/ml/model)")
 
 
 class SubmissionCreate(Strict):
     upload_id: str = Field(min_length=1, max_length=32)
+    model_upload_id: str | None = Field(default=None, min_length=1, max_length=32,
+                                        description="a completed model upload that goes with the image")
     comment: str = Field(default="", max_length=2000)
 
 

@@ -55,7 +55,7 @@ class ApiToken(Base):
 
 
 class Upload(Base):
-    """An image tarball arriving in parts; its bytes live in a folder named by the id."""
+    """An image or model tarball arriving in parts; its bytes live in a folder named by the id."""
 
     __tablename__ = "uploads"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -66,7 +66,8 @@ class Upload(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     part_size: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(20), default="open")  # open | complete | used | expired | failed
-    image_digest: Mapped[str | None] = mapped_column(String(100))
+    image_digest: Mapped[str | None] = mapped_column(String(100))  # the image's, or the model tarball's sha256
+    kind: Mapped[str] = mapped_column(String(10), default="image", server_default="image")  # image | model
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
 

@@ -108,7 +108,7 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (UniqueConstraint("submission_id", "case_id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"))
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
     state: Mapped[str] = mapped_column(String(20), default="queued")
     reason: Mapped[str | None] = mapped_column(String(40))  # timeout, out_of_memory, exit_code, ...
@@ -133,7 +133,7 @@ class MetricValue(Base):
     __tablename__ = "metric_values"
     __table_args__ = (UniqueConstraint("job_id", "label", "metric"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
     label: Mapped[str] = mapped_column(Text, default="")  # "" for whole-case metrics; may come from outputs
     metric: Mapped[str] = mapped_column(Text)
     value: Mapped[float | None] = mapped_column(Float)
@@ -146,7 +146,7 @@ class LeaderboardEntry(Base):
     __tablename__ = "leaderboard_entries"
     __table_args__ = (UniqueConstraint("phase_id", "submission_id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id"))
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id"), index=True)
     submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"))
     rank: Mapped[int] = mapped_column(Integer)
     score: Mapped[float | None] = mapped_column(Float)

@@ -5,29 +5,65 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
 
 from medarena.accounts.tokens import Identity
 from medarena.errors import NotFound
-from medarena.platform import leaderboard
-from medarena.platform.database import Job, LeaderboardEntry, Submission, session_scope
+from medarena.platform.database import Challenge, Job, LeaderboardEntry, Phase, Submission, session_scope
 from medarena.platform.settings import Settings
 from medarena.platform.submissions import find_phase
 from medarena.services import access
+from medarena.services.cache import VersionedCache, to_json
+
+LEADERBOARDS = VersionedCache(64)  # (database, phase id) -> (answer, its JSON)
+
+
+def phase_by_slugs(session: Session, challenge: str, phase: str) -> Phase:
+    """A phase by its slugs, without validating its challenge's definition again (readers get its
+    rules from :func:`access.phase_rules`, which keeps the validated ones)."""
+    row = session.scalar(select(Phase).join(Challenge).where(Challenge.slug == challenge, Phase.slug == phase))
+    return row if row is not None else find_phase(session, challenge, phase)[0]  # its error names what is missing
+
+
+def leaderboard_version(session: Session, phase_id: int) -> tuple:
+    """Changes whenever the phase's leaderboard rows do: ranking replaces every row (new ids, a new
+    ``computed_at``)."""
+    return tuple(session.execute(select(
+        func.count(LeaderboardEntry.id), func.min(LeaderboardEntry.id), func.max(LeaderboardEntry.id),
+        func.max(LeaderboardEntry.computed_at), func.sum(LeaderboardEntry.rank)).where(
+        LeaderboardEntry.phase_id == phase_id)).one())
+
+
+def _leaderboard(settings: Settings, caller: Identity | None, challenge: str, phase: str) -> tuple[dict, bytes]:
+    """The whole leaderboard and its JSON, from the cache while the phase's rows are unchanged;
+    the caller's right to see it is checked on every request."""
+    with session_scope(settings.database_url) as session:
+        row = phase_by_slugs(session, challenge, phase)
+        access.leaderboard_visible(session, caller, row)
+        version = leaderboard_version(session, row.id)
+
+        def build() -> tuple[dict, bytes]:
+            rows = session.execute(select(LeaderboardEntry, Submission.participant).join(
+                Submission, Submission.id == LeaderboardEntry.submission_id).where(
+                LeaderboardEntry.phase_id == row.id).order_by(LeaderboardEntry.rank, LeaderboardEntry.id)).all()
+            data = {"challenge": challenge, "phase": phase,
+                    "entries": [{"rank": e.rank, "submission": e.submission_id, "participant": participant,
+                                 "score": e.score, "rank_low": e.rank_low, "rank_high": e.rank_high,
+                                 "columns": e.columns, "computed_at": e.computed_at} for e, participant in rows]}
+            return data, to_json(data)
+
+        return LEADERBOARDS.get((settings.database_url, row.id), version, build)
 
 
 def get_leaderboard(settings: Settings, caller: Identity | None, challenge: str, phase: str) -> dict[str, Any]:
-    with session_scope(settings.database_url) as session:
-        phase_row, _ = find_phase(session, challenge, phase)
-        access.leaderboard_visible(session, caller, phase_row)
-        rows = session.execute(select(LeaderboardEntry, Submission.participant).join(
-            Submission, Submission.id == LeaderboardEntry.submission_id).where(
-            LeaderboardEntry.phase_id == phase_row.id).order_by(LeaderboardEntry.rank, LeaderboardEntry.id)).all()
-        return {"challenge": challenge, "phase": phase,
-                "entries": [{"rank": e.rank, "submission": e.submission_id, "participant": participant,
-                             "score": e.score, "rank_low": e.rank_low, "rank_high": e.rank_high,
-                             "columns": e.columns, "computed_at": e.computed_at} for e, participant in rows]}
+    data, _ = _leaderboard(settings, caller, challenge, phase)
+    return {**data, "entries": [dict(entry) for entry in data["entries"]]}  # the cached one stays as it is
+
+
+def leaderboard_json(settings: Settings, caller: Identity | None, challenge: str, phase: str) -> bytes:
+    """:func:`get_leaderboard` as the JSON the API answers with."""
+    return _leaderboard(settings, caller, challenge, phase)[1]
 
 
 def get_case_results(settings: Settings, caller: Identity | None, challenge: str, phase: str) -> dict[str, Any]:
@@ -35,6 +71,8 @@ def get_case_results(settings: Settings, caller: Identity | None, challenge: str
     with session_scope(settings.database_url) as session:
         phase_row, _ = find_phase(session, challenge, phase)
         access.case_results_visible(session, caller, phase_row)
+        from medarena.platform import leaderboard
+
         ranked = select(LeaderboardEntry.submission_id).where(LeaderboardEntry.phase_id == phase_row.id)
         submissions = session.scalars(select(Submission).where(Submission.id.in_(ranked)).options(
             selectinload(Submission.jobs).selectinload(Job.case),
@@ -57,6 +95,8 @@ def _json_float(value):
 
 def rerank(settings: Settings, caller: Identity | None, challenge: str, phase: str) -> dict[str, Any]:
     """Organizers: rank the phase again from stored metrics with its declared recipe."""
+    from medarena.platform import leaderboard
+
     with session_scope(settings.database_url) as session:
         phase_row, _ = find_phase(session, challenge, phase)
         access.require_organizer(session, caller, phase_row.challenge)
@@ -68,6 +108,8 @@ def ranking_report(settings: Settings, caller: Identity | None, challenge: str, 
                    method: str | None = None, bootstrap: int | None = None) -> dict[str, Any]:
     """Organizers: the ranking with its stability (bootstrap rank intervals), by the declared
     recipe or another method for comparison; the leaderboard stays as it is."""
+    from medarena.platform import leaderboard
+
     with session_scope(settings.database_url) as session:
         phase_row, _ = find_phase(session, challenge, phase)
         access.require_organizer(session, caller, phase_row.challenge)

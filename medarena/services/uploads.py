@@ -1,11 +1,14 @@
-"""Image tarballs uploaded in parts: declared size and SHA-256 up front, parts in order, each
-checked by its SHA-256 and streamed to disk, resumable, capped per phase and per user, verified
-whole and loaded as an image on completion; abandoned uploads expire and free their space.
+"""Image and model tarballs uploaded in parts: declared size and SHA-256 up front, parts in
+order, each checked by its SHA-256 and streamed to disk, resumable, capped per phase (a model by
+the tarball cap) and per user, verified whole on completion, then loaded as an image or checked
+and stored as a model tarball; abandoned uploads expire and free their space.
 
 The bytes of an upload are one file ``<home>/uploads/<id>/data``; part ``i`` lies at
 ``i * part_size``. Parts arrive in order, so the file's length says which parts are in (a part
 cut short by a dropped connection is cut off again). A lock file serialises the requests that
-write one upload, across server processes.
+write one upload, across server processes. Parts are not fsynced: a part lost by a crash of the
+machine shows as a shorter file (so it is asked for again), and the whole file's SHA-256 is
+checked before anything uses it.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from sqlalchemy import func, select
 
 from medarena.accounts.tokens import Identity
 from medarena.errors import Conflict, InvalidInput, PayloadTooLarge, TooManyRequests
+from medarena.platform import tarballs
 from medarena.platform.account_tables import Upload
-from medarena.platform.database import session_scope, utcnow
+from medarena.platform.database import Challenge, Phase, session_scope, utcnow
 from medarena.platform.runner import ImageError, load_image
 from medarena.platform.settings import Settings
 from medarena.platform.submissions import find_phase
@@ -37,6 +41,7 @@ MAX_PART = 64 << 20
 DEFAULT_PART = 16 << 20
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 HELD = ("open", "complete")  # states that hold a user's quota
+KINDS = ("image", "model")
 
 
 @dataclass(frozen=True)
@@ -79,16 +84,21 @@ def _describe(settings: Settings, upload: Upload) -> dict[str, Any]:
     data = _folder(settings, upload.id) / "data"
     received = _received(upload, data) if upload.state == "open" else (
         _parts(upload) if upload.state in ("complete", "used") else 0)
-    return {"id": upload.id, "state": upload.state, "filename": upload.filename, "size": upload.size,
-            "sha256": upload.sha256, "part_size": upload.part_size, "parts": _parts(upload),
+    model = upload.kind == "model"
+    return {"id": upload.id, "kind": upload.kind, "state": upload.state, "filename": upload.filename,
+            "size": upload.size, "sha256": upload.sha256, "part_size": upload.part_size, "parts": _parts(upload),
             "parts_received": received, "next_part": received if received < _parts(upload) else None,
-            "image_digest": upload.image_digest, "created_at": upload.created_at, "expires_at": upload.expires_at}
+            "image_digest": None if model else upload.image_digest,
+            "model_digest": upload.image_digest if model else None,
+            "created_at": upload.created_at, "expires_at": upload.expires_at}
 
 
 def create_upload(settings: Settings, caller: Identity | None, challenge: str, phase: str, size: int,
                   sha256: str, part_size: int | None = None, filename: str = "",
-                  quotas: Quotas | None = None) -> dict[str, Any]:
+                  quotas: Quotas | None = None, kind: str = "image") -> dict[str, Any]:
     quotas = quotas or Quotas()
+    if kind not in KINDS:
+        raise InvalidInput(f"kind: {' or '.join(KINDS)}")
     sweep_expired(settings)
     sha256 = sha256.lower()
     if not SHA256.fullmatch(sha256):
@@ -99,11 +109,13 @@ def create_upload(settings: Settings, caller: Identity | None, challenge: str, p
     if size <= 0:
         raise InvalidInput("size: the file's length in bytes, more than 0")
     with session_scope(settings.database_url) as session:
-        phase_row, definition = find_phase(session, challenge, phase)
+        phase_row, max_image_mb = _phase_and_cap(session, challenge, phase)
         caller = access.require_participant(session, caller, phase_row.challenge)
-        cap = definition.phase(phase).max_image_mb << 20
-        if size > cap:
-            raise PayloadTooLarge(f"size: {size} bytes is over the {definition.phase(phase).max_image_mb} MB "
+        if kind == "model" and size > tarballs.MAX_TARBALL_BYTES:
+            raise PayloadTooLarge(f"size: {size} bytes is over the {tarballs.MAX_TARBALL_BYTES} bytes accepted "
+                                  "for a model tarball")
+        if kind == "image" and size > max_image_mb << 20:
+            raise PayloadTooLarge(f"size: {size} bytes is over the {max_image_mb} MB "
                                   f"that {challenge}/{phase} accepts for an image")
         count, held = session.execute(select(func.count(Upload.id), func.coalesce(func.sum(Upload.size), 0)).where(
             Upload.user_id == caller.user_id, Upload.state.in_(HELD))).one()
@@ -116,13 +128,27 @@ def create_upload(settings: Settings, caller: Identity | None, challenge: str, p
         now = utcnow()
         upload = Upload(id=secrets.token_hex(16), user_id=caller.user_id, phase_id=phase_row.id,
                         filename=filename[:255], size=size, sha256=sha256, part_size=part_size, state="open",
-                        created_at=now, expires_at=now + quotas.lifetime)
+                        kind=kind, created_at=now, expires_at=now + quotas.lifetime)
         folder = _folder(settings, upload.id)
         folder.mkdir(parents=True)
         (folder / "data").touch()
         session.add(upload)
         session.flush()
         return _describe(settings, upload)
+
+
+def _phase_and_cap(session, challenge: str, phase: str) -> tuple[Phase, int]:
+    """A phase and its image cap (MB), read from its definition as stored: the platform stores a
+    definition only once validated, with every default written out. Validating it again would
+    import every evaluator (their settings are part of it), which a server taking uploads needs
+    nowhere else."""
+    row = session.scalar(select(Phase).join(Challenge).where(Challenge.slug == challenge, Phase.slug == phase))
+    stored = next((p for p in (row.challenge.definition or {}).get("phases", ())
+                   if isinstance(p, dict) and p.get("slug") == phase), None) if row is not None else None
+    if stored is None or not isinstance(stored.get("max_image_mb"), int):
+        row, definition = find_phase(session, challenge, phase)  # says what is missing, or validates
+        return row, definition.phase(phase).max_image_mb
+    return row, stored["max_image_mb"]
 
 
 def get_upload(settings: Settings, caller: Identity | None, upload_id: str) -> dict[str, Any]:
@@ -229,8 +255,9 @@ def begin_part(settings: Settings, caller: Identity | None, upload_id: str, inde
 
 
 def complete_upload(settings: Settings, caller: Identity | None, upload_id: str) -> dict[str, Any]:
-    """Check the whole file's SHA-256, load it as an image (a `podman save`/`docker save` archive)
-    and pin its digest; the file is then removed (the image lives in the container store)."""
+    """Check the whole file's SHA-256, then load it as an image (a `podman save`/`docker save`
+    archive) and pin its digest, or check it as a model tarball and keep it in the store by its
+    digest; the file is then removed (the image lives in the container store)."""
     with session_scope(settings.database_url) as session:
         upload = access.own_upload(session, caller, upload_id)
         _check_alive(upload)
@@ -251,19 +278,42 @@ def complete_upload(settings: Settings, caller: Identity | None, upload_id: str)
             _fail(settings, upload_id)
             raise InvalidInput(f"upload {upload_id}: the file's SHA-256 is {digest.hexdigest()}, not "
                                f"{upload.sha256} as declared; upload it again")
-        try:
-            image = load_image(data)
-        except ImageError:
-            _fail(settings, upload_id)
-            raise InvalidInput(f"upload {upload_id} ({upload.filename or 'unnamed'}): not an image archive as "
-                               "`podman save` or `docker save` write it") from None
+        digest = _store_model(settings, upload, data) if upload.kind == "model" else _load_image(settings, upload,
+                                                                                                    data)
     finally:
         lock.close()
     with session_scope(settings.database_url) as session:
         upload = session.get(Upload, upload_id)
-        upload.state, upload.image_digest = "complete", image.digest
+        upload.state, upload.image_digest = "complete", digest
         shutil.rmtree(folder, ignore_errors=True)
         return _describe(settings, upload)
+
+
+def _load_image(settings: Settings, upload: Upload, data: Path) -> str:
+    try:
+        return load_image(data).digest
+    except ImageError:
+        _fail(settings, upload.id)
+        raise InvalidInput(f"upload {upload.id} ({upload.filename or 'unnamed'}): not an image archive as "
+                           "`podman save` or `docker save` write it") from None
+
+
+def _store_model(settings: Settings, upload: Upload, data: Path) -> str:
+    """Check a model tarball as the one-laptop mode does (entries, links, caps) and keep it in
+    the store under its digest, where the nodes fetch it."""
+    try:
+        tarball = tarballs.check_tarball(data, what="model tarball")
+    except tarballs.TarballError as exc:
+        _fail(settings, upload.id)
+        # the message names the file as the participant knows it, never the server's path
+        reason = str(exc).split(f"{data}: ", 1)[-1]
+        if reason.startswith("not a readable tarball"):  # tarfile's own explanation spans lines
+            reason = "not a readable tarball (.tar.gz; or .tar, .tar.xz, .tar.bz2)"
+        raise InvalidInput(f"upload {upload.id} ({upload.filename or 'unnamed'}): model tarball: {reason}") from None
+    from medarena.platform import layout  # brings zarr, which only this step needs here
+
+    tarballs.store_tarball(tarball, layout.model_url(settings, tarball.digest))
+    return tarball.digest
 
 
 def _fail(settings: Settings, upload_id: str) -> None:

@@ -50,11 +50,11 @@ def server_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_server(settings: Settings, log: Path, **extra: str) -> Server:
+def start_server(settings: Settings, log: Path, serve_args: tuple[str, ...] = (), **extra: str) -> Server:
     port = free_port()
     env = server_env(settings, **extra)
     handle = log.open("w")
-    process = subprocess.Popen([sys.executable, "-m", "medarena.cli", "serve", "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "medarena.cli", "serve", "--port", str(port), *serve_args],
                                env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=str(REPO))
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180

@@ -142,6 +142,36 @@ def test_parts(world):
     served_normally(server)
 
 
+def test_parts_of_several_megabytes(world):
+    """Parts longer than the block the server hashes and writes at a time (in a thread, while the
+    next block arrives): each byte lands where it belongs, and a failed part leaves nothing."""
+    import random
+
+    server, seeded = world
+    part = (3 << 20) + 1
+    content = random.Random(7).randbytes(2 * part - 5)
+    with server.client(seeded.token("owner")) as client:
+        upload = _start(client, len(content), hashlib.sha256(content).hexdigest(), part_size=part)
+        uid = upload["id"]
+        data = seeded.settings.home / "uploads" / uid / "data"
+        first, second = content[:part], content[part:]
+        assert detail(_put(client, uid, 0, first, sha=hashlib.sha256(second).hexdigest()), 422).startswith(
+            f"part 0: its SHA-256 is {hashlib.sha256(first).hexdigest()}, not ")
+        assert data.stat().st_size == 0
+
+        def longer():  # no Content-Length: the excess is found while the body streams
+            for start in range(0, part + 100_000, 200_000):
+                yield (first + b"x" * 100_000)[start:start + 200_000]
+
+        assert detail(_put(client, uid, 0, longer(), sha=hashlib.sha256(first).hexdigest()), 413) == \
+            f"part 0: more than its {part} bytes"
+        assert data.stat().st_size == 0 and client.get(f"/api/v1/uploads/{uid}").json()["next_part"] == 0
+        assert _put(client, uid, 0, first).json()["next_part"] == 1
+        assert _put(client, uid, 1, second).json()["next_part"] is None
+        assert data.read_bytes() == content
+    served_normally(server)
+
+
 def test_a_whole_file_whose_checksum_differs(world):
     server, seeded = world
     data = b"abc" * 1000
@@ -224,4 +254,69 @@ def test_bodies(world):
         assert detail(client.post(url, json=["upload_id"]), 422).startswith("body: ")
         assert detail(client.post(url, content=b"x" * (3 << 20), headers={"Content-Type": "application/json"}),
                       413) == f"request body: more than {2 << 20} bytes"
+    served_normally(server)
+
+
+def _complete_model(client, content: bytes, filename: str) -> tuple[dict, object]:
+    started = client.post("/api/v1/challenges/toy/phases/test/uploads",
+                          json={"size": len(content), "sha256": hashlib.sha256(content).hexdigest(),
+                                "filename": filename, "kind": "model"})
+    assert started.status_code == 201, started.text
+    upload = started.json()
+    assert (upload["kind"], upload["parts"]) == ("model", 1)
+    _put(client, upload["id"], 0, content).raise_for_status()
+    return upload, client.post(f"/api/v1/uploads/{upload['id']}/complete")
+
+
+def test_model_uploads(world, tmp_path):
+    from medarena.platform import layout
+    from tests.platform import gc_phase
+
+    server, seeded = world
+    models = seeded.settings.home / "store" / "models"
+    url = "/api/v1/challenges/toy/phases/test/uploads"
+    with server.client(seeded.token("owner")) as client:
+        cap = 20 * 2**30  # MEDARENA_MAX_TARBALL_BYTES, not the phase's max_image_mb (20480 MB, the same size)
+        assert detail(client.post(url, json={"size": cap + 1, "sha256": "0" * 64, "kind": "model"}), 413) == \
+            f"size: {cap + 1} bytes is over the {cap} bytes accepted for a model tarball"
+        assert detail(client.post(url, json={"size": 10, "sha256": "0" * 64, "kind": "weights"}), 422) == \
+            "body.kind: Input should be 'image' or 'model'"
+
+        upload, completed = _complete_model(client, b"plain text, no tarball\n" * 100, "weights.tar.gz")
+        message = detail(completed, 422)
+        assert message.startswith(f"upload {upload['id']} (weights.tar.gz): model tarball: not a readable tarball")
+        assert str(seeded.settings.home) not in message  # the server's own paths stay on the server
+        assert detail(client.get(f"/api/v1/uploads/{upload['id']}"), 409) == \
+            f"upload {upload['id']} is failed; start a new one"
+        assert not models.exists() or not any(models.iterdir())  # nothing stored
+
+        tarball = gc_phase.model_tarball(tmp_path / "model.tar.gz", 0.25)
+        digest = "sha256:" + hashlib.sha256(tarball.read_bytes()).hexdigest()
+        model, completed = _complete_model(client, tarball.read_bytes(), "model.tar.gz")
+        assert completed.status_code == 200, completed.text
+        assert (completed.json()["state"], completed.json()["model_digest"]) == ("complete", digest)
+        assert completed.json()["image_digest"] is None
+        stored = layout.model_url(seeded.settings, digest)
+        with open(stored, "rb") as file:
+            assert file.read() == tarball.read_bytes()
+
+        submissions = "/api/v1/challenges/toy/phases/test/submissions"
+        image = seeded.upload("alice", "complete")
+        assert detail(client.post(submissions, json={"upload_id": image, "model_upload_id": image}), 422) == \
+            f"model_upload_id: upload {image} is an image, not a model tarball"
+        assert detail(client.post(submissions, json={"upload_id": model["id"]}), 422) == \
+            f"upload_id: upload {model['id']} is a model tarball, not an image"
+        bobs = seeded.upload("bob", "complete", kind="model")
+        assert detail(client.post(submissions, json={"upload_id": image, "model_upload_id": bobs}), 404) == \
+            f"no upload {bobs}"
+        assert client.get(f"/api/v1/uploads/{image}").json()["state"] == "complete"  # nothing half-written
+
+        created = client.post(submissions, json={"upload_id": image, "model_upload_id": model["id"]})
+        assert created.status_code == 201, created.text
+        assert created.json()["model_digest"] == digest
+        assert client.get(f"/api/v1/submissions/{created.json()['id']}").json()["model_digest"] == digest
+        assert client.get(f"/api/v1/uploads/{model['id']}").json()["state"] == "used"
+        again = seeded.upload("alice", "complete")
+        assert detail(client.post(submissions, json={"upload_id": again, "model_upload_id": model["id"]}), 409) == \
+            f"upload {model['id']} was submitted already"
     served_normally(server)

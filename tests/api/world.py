@@ -41,9 +41,9 @@ class World:
     pending: dict[str, str] = field(default_factory=dict)  # role -> a user awaiting approval in toy
     alice_token_id: int = 0
 
-    def upload(self, username: str, state: str, content: bytes = b"", phase: str = "test") -> str:
+    def upload(self, username: str, state: str, content: bytes = b"", phase: str = "test", kind: str = "image") -> str:
         """An upload of the user's made directly in the database (``complete``: as if its image loaded)."""
-        return _upload(self.settings, _ids(self.settings, [username])[0], state, content, phase)
+        return _upload(self.settings, _ids(self.settings, [username])[0], state, content, phase, kind)
 
     def token(self, role: str, name: str = "test") -> str | None:
         """A fresh personal token of the role's user (None for the anonymous caller)."""
@@ -134,13 +134,14 @@ def _submission(settings: Settings, phase: str, user_id: int, state: str, score:
         return submission.id
 
 
-def _upload(settings: Settings, user_id: int, state: str, content: bytes, phase: str = "test") -> str:
+def _upload(settings: Settings, user_id: int, state: str, content: bytes, phase: str = "test",
+            kind: str = "image") -> str:
     upload_id = secrets.token_hex(16)
     with session_scope(settings.database_url) as session:
         phase_row, _ = find_phase(session, "toy", phase)
         size = max(len(content), 1)
         session.add(Upload(id=upload_id, user_id=user_id, phase_id=phase_row.id, filename="x.tar", size=size,
-                           sha256=hashlib.sha256(content).hexdigest(), part_size=64 << 10, state=state,
+                           sha256=hashlib.sha256(content).hexdigest(), part_size=64 << 10, state=state, kind=kind,
                            image_digest="sha256:" + "0" * 64 if state == "complete" else None,
                            created_at=utcnow(), expires_at=utcnow() + dt.timedelta(hours=1)))
     if state == "open":

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from medarena.api.deps import CallerDep, SettingsDep
+from medarena.api.deps import CallerDep, JSONBytes, SettingsDep
 from medarena.api.schemas import ChallengeCreate, ChallengeUpdate, OrganizerAdd
 from medarena.services import challenges, leaderboards
 
@@ -66,10 +66,10 @@ def approve(slug: str, username: str, settings: SettingsDep, caller: CallerDep) 
     return challenges.approve(settings, caller, slug, username)
 
 
-@router.get("/{slug}/phases/{phase}/leaderboard")
-def leaderboard(slug: str, phase: str, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+@router.get("/{slug}/phases/{phase}/leaderboard", response_class=JSONBytes)
+def leaderboard(slug: str, phase: str, settings: SettingsDep, caller: CallerDep) -> JSONBytes:
     """Ranks, scores, aggregates and bootstrap rank intervals."""
-    return leaderboards.get_leaderboard(settings, caller, slug, phase)
+    return JSONBytes(leaderboards.leaderboard_json(settings, caller, slug, phase))
 
 
 @router.get("/{slug}/phases/{phase}/leaderboard/cases")

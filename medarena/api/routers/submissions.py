@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from medarena.api.deps import CallerDep, SettingsDep
+from medarena.api.deps import CallerDep, JSONBytes, SettingsDep
 from medarena.api.schemas import SubmissionCreate, UploadCreate
 from medarena.services import submissions, uploads
 
 router = APIRouter(prefix="/api/v1", tags=["submissions"])
+WRITE_BLOCK = 1 << 20
 
 
 @router.post("/challenges/{slug}/phases/{phase}/uploads", status_code=201)
 def create_upload(slug: str, phase: str, body: UploadCreate, settings: SettingsDep,
                   caller: CallerDep) -> dict[str, Any]:
-    """Start an upload: its size and SHA-256; the answer says the part size and count."""
+    """Start an upload of an image or a model tarball: its size and SHA-256; the answer says the
+    part size and count."""
     return uploads.create_upload(settings, caller, slug, phase, body.size, body.sha256, body.part_size,
-                                 body.filename)
+                                 body.filename, kind=body.kind)
 
 
 @router.get("/uploads/{upload_id}")
@@ -36,9 +39,7 @@ async def put_part(upload_id: str, index: int, request: Request, settings: Setti
     writer = await run_in_threadpool(uploads.begin_part, settings, caller, upload_id, index, x_part_sha256,
                                      int(length) if length and length.isdigit() else None)
     try:
-        async for chunk in request.stream():
-            if chunk:
-                writer.write(chunk)
+        await _receive(request, writer)
         writer.finish()
     except BaseException:
         writer.abort()
@@ -46,17 +47,44 @@ async def put_part(upload_id: str, index: int, request: Request, settings: Setti
     return await run_in_threadpool(uploads.get_upload, settings, caller, upload_id)
 
 
+async def _receive(request: Request, writer: uploads.PartWriter) -> None:
+    """Hand the body to the writer a block at a time, in a thread (hashing and writing release the
+    GIL), while the next block arrives; at most two blocks are held."""
+    pending: asyncio.Task | None = None
+    chunks: list[bytes] = []
+    held = 0
+    try:
+        async for chunk in request.stream():
+            chunks.append(chunk)
+            held += len(chunk)
+            if held >= WRITE_BLOCK:
+                if pending is not None:
+                    await pending
+                pending = asyncio.ensure_future(run_in_threadpool(writer.write, b"".join(chunks)))
+                chunks, held = [], 0
+        if pending is not None:
+            await pending
+        if held:
+            await run_in_threadpool(writer.write, b"".join(chunks))
+    finally:
+        if pending is not None:
+            await asyncio.wait({pending})  # the writer is aborted only once no block is being written
+            if not pending.cancelled():
+                pending.exception()  # retrieved: a failure is answered once, never logged as lost
+
+
 @router.post("/uploads/{upload_id}/complete")
 def complete_upload(upload_id: str, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
-    """Check the whole file's SHA-256 and that it is an image archive; then it can be submitted."""
+    """Check the whole file's SHA-256 and that it is an image archive (or a model tarball); then it
+    can be submitted."""
     return uploads.complete_upload(settings, caller, upload_id)
 
 
 @router.post("/challenges/{slug}/phases/{phase}/submissions", status_code=201)
 def submit(slug: str, phase: str, body: SubmissionCreate, settings: SettingsDep,
            caller: CallerDep) -> dict[str, Any]:
-    """Submit a completed upload to the phase."""
-    return submissions.submit(settings, caller, slug, phase, body.upload_id, body.comment)
+    """Submit a completed image upload to the phase, with a completed model upload if it has one."""
+    return submissions.submit(settings, caller, slug, phase, body.upload_id, body.comment, body.model_upload_id)
 
 
 @router.get("/submissions")
@@ -67,10 +95,10 @@ def list_submissions(settings: SettingsDep, caller: CallerDep,
     return submissions.list_submissions(settings, caller, challenge, phase)
 
 
-@router.get("/submissions/{submission_id}")
-def get_submission(submission_id: int, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+@router.get("/submissions/{submission_id}", response_class=JSONBytes)
+def get_submission(submission_id: int, settings: SettingsDep, caller: CallerDep) -> JSONBytes:
     """State, per-case states, reasons, runtimes and metrics, as far as the caller may see them."""
-    return submissions.get_submission(settings, caller, submission_id)
+    return JSONBytes(submissions.submission_json(settings, caller, submission_id))
 
 
 @router.get("/submissions/{submission_id}/logs")
