@@ -19,9 +19,10 @@ from typing import Any
 from medarena.evaluators.tasks import CaseError, get_task, jsonable
 from medarena.platform import casestore
 from medarena.platform.challenges import ChallengeDefinition
+from medarena.platform.containers import ContainerSpec, get_backend
 from medarena.platform.contract import InvalidOutput, MissingOutput, OutputTooLarge, read_outputs, write_inputs
 from medarena.platform.outputfs import OutputFolder, remove_tree
-from medarena.platform.runner import RunnerError, ensure_image, run_container
+from medarena.platform.runner import RunnerError
 
 MODEL_MOUNT = "/opt/ml/model"
 LAZY_VOXELS = 256**3  # above this, a segmentation case is evaluated from its zarr chunks
@@ -31,7 +32,8 @@ LAZY_VOXELS = 256**3  # above this, a segmentation case is evaluated from its za
 class CaseJob:
     case: str
     image: str  # the pinned image ID that runs
-    definition: dict[str, Any]
+    # validated once per run by the scheduler and shared by its cases (a dict is validated here)
+    definition: ChallengeDefinition | dict[str, Any]
     inputs_url: str
     references_url: str
     predictions_url: str | None  # None: keep predictions in memory (``medarena try``)
@@ -44,6 +46,7 @@ class CaseJob:
     model_digest: str | None = None  # the model tarball, extracted read-only at /opt/ml/model
     model_url: str | None = None  # where the node fetches it (the store), or a local tarball
     model_dir: str | None = None  # ``medarena try`` with a model folder: mounted as it is
+    backend: str = "podman"  # the container backend that runs it (Settings.container_backend)
 
 
 @dataclass
@@ -64,8 +67,14 @@ class CaseOutcome:
     predictions: dict[str, Any] | None = None
 
 
+def definition_of(job: CaseJob) -> ChallengeDefinition:
+    if isinstance(job.definition, ChallengeDefinition):
+        return job.definition
+    return ChallengeDefinition.model_validate(job.definition)
+
+
 def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
-    definition = ChallengeDefinition.model_validate(job.definition)
+    definition = definition_of(job)
     prefix = f"j{job.job_id}-" if job.job_id is not None else "try-"
     workdir = Path(job.scratch) / f"{prefix}{uuid.uuid4().hex[:8]}"
     if job.job_id is not None:  # the folder of an earlier attempt whose worker or node was lost
@@ -88,10 +97,11 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
         limits = definition.limits
         name = container_name(job)
         try:
+            backend = get_backend(job.backend)
             if job.image_archive:
-                ensure_image(job.image, job.image_archive)
-            result = run_container(job.image, workdir / "input", output.path, limits,
-                                   gpu_ids=gpu_ids, name=name, output=output, read_only_mounts=mounts)
+                backend.ensure_image(job.image, job.image_archive)
+            result = backend.run(ContainerSpec(job.image, workdir / "input", output.path, limits, name=name,
+                                               gpu_ids=gpu_ids, read_only_mounts=mounts, output=output))
         except RunnerError as exc:  # podman itself failed (a node without the GPU, ...)
             return _platform_error(job.case, "starting the container", exc)
         outcome = CaseOutcome(case=job.case, state="failed", stdout_tail=result.stdout_tail,
@@ -131,7 +141,7 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
 
 def evaluate_case(job: CaseJob, predictions: dict[str, Any] | None = None) -> CaseOutcome:
     """Score one case's predictions (read from the predictions store when not given)."""
-    definition = ChallengeDefinition.model_validate(job.definition)
+    definition = definition_of(job)
     evaluation = definition.evaluation
     if evaluation.task is None:  # scored by the phase's evaluation container, once all cases ran
         return CaseOutcome(case=job.case, state="succeeded")
