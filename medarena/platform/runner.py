@@ -21,19 +21,19 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from medarena.errors import InvalidInput, PlatformFault
-from medarena.platform.containers.backend import DEFAULT_LOG_TAIL_BYTES, RunResult, RunStatus
 from medarena.platform.outputfs import OutputFolder
 
-__all__ = ["DEFAULT_LOG_TAIL_BYTES", "ImageError", "ImageRef", "Limits", "RunResult", "RunStatus", "RunnerError",
-           "container_command", "ensure_image", "inspect_image", "load_image", "run_container", "save_image"]
+RunStatus = Literal["ok", "timeout", "out_of_memory", "exit_code", "image_error", "output_too_large"]
+
+DEFAULT_LOG_TAIL_BYTES = 16_384
 # The podman settings shipped with the repository (runc, explicit ulimits).
 _REPO_CONTAINERS_CONF = Path(__file__).resolve().parents[2] / "infra" / "containers.conf"
 _SIGKILL_EXIT = 137
@@ -82,6 +82,23 @@ class RunnerError(PlatformFault, RuntimeError):
 class ImageRef:
     name: str  # a tag as loaded or given (informative only)
     digest: str  # the image ID, "sha256:<64 hex>": what actually runs
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How one container run ended (the result of every container backend)."""
+
+    status: RunStatus
+    exit_code: int | None
+    runtime_seconds: float
+    stdout_tail: str
+    stderr_tail: str
+    command: list[str] = field(repr=False)
+    message: str = ""  # one line for the participant; empty when ok
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
 
 
 # ---------------------------------------------------------------------------------------------

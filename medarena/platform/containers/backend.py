@@ -10,16 +10,14 @@ them without charging anyone.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from medarena.platform.outputfs import OutputFolder
-    from medarena.platform.runner import ImageRef, Limits
+from medarena.platform.outputfs import OutputFolder
+from medarena.platform.runner import DEFAULT_LOG_TAIL_BYTES, ImageRef, Limits, RunResult, RunStatus
 
-RunStatus = Literal["ok", "timeout", "out_of_memory", "exit_code", "image_error", "output_too_large"]
-DEFAULT_LOG_TAIL_BYTES = 16_384
+__all__ = ["ContainerBackend", "ContainerSpec", "RunResult", "RunStatus"]
 
 
 @dataclass(frozen=True)
@@ -37,21 +35,6 @@ class ContainerSpec:
     read_only_mounts: Sequence[tuple[Path, str]] = ()
     output: OutputFolder | None = None
     log_tail_bytes: int = DEFAULT_LOG_TAIL_BYTES
-
-
-@dataclass(frozen=True)
-class RunResult:
-    status: RunStatus
-    exit_code: int | None
-    runtime_seconds: float
-    stdout_tail: str
-    stderr_tail: str
-    command: list[str] = field(repr=False)
-    message: str = ""  # one line for the participant; empty when ok
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
 
 
 class ContainerBackend(Protocol):
