@@ -4,6 +4,7 @@ proves that none is made). The same paths with real containers: test_scheduler.p
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 
@@ -22,7 +23,7 @@ from medarena.platform.database import Job, LeaderboardEntry, MetricValue, Submi
 from medarena.platform.runner import RunnerError
 from medarena.platform.scheduler import InProcessAdapter
 from medarena.platform.settings import load_settings
-from tests.platform.challenge_data import cube_case, write_definition, write_source
+from tests.platform.challenge_data import cube_case, definition, write_definition, write_source
 
 LIMITS = {"wall_time_seconds": 4, "memory_mb": 256, "cpus": 1, "output_mb": 1}
 
@@ -236,3 +237,43 @@ def test_on_ray_the_workers_use_the_backend_of_the_settings(toy, ray_cluster):
     jobs = _jobs(toy, sid)
     assert [(j.state, j.reason) for j in jobs] == [("failed", "exit_code")] * 2
     assert jobs[0].stderr_tail == "crashing on purpose\n"
+
+
+def count_voxels(box: FakeContainer) -> None:
+    """An organizer's evaluation container: foreground voxels of each job's segmentation."""
+    rows = []
+    for job in json.loads((box.input_dir / "predictions.json").read_text()):
+        (path,) = (box.input_dir / job["pk"] / "output" / "images" / "segmentation").glob("*.mha")
+        rows.append({"pk": job["pk"], "voxels": int(sitk.GetArrayFromImage(sitk.ReadImage(str(path))).sum())})
+    mean = sum(r["voxels"] for r in rows) / len(rows)
+    (box.output_dir / "metrics.json").write_text(json.dumps({"aggregates": {"voxels": {"mean": mean}},
+                                                             "cases": rows}))
+
+
+fake.register("test/count-voxels", count_voxels)
+
+
+def test_the_evaluation_container_runs_through_the_same_backend(home, tmp_path, monkeypatch, no_podman):
+    monkeypatch.setenv("MEDARENA_CONTAINER_BACKEND", "fake")
+    monkeypatch.setattr(outputfs, "loop_mount_available", lambda: False)
+    settings = load_settings()
+    container = {"image": "test/count-voxels", "score_jsonpath": "aggregates.voxels.mean",
+                 "score_title": "Mean voxels"}
+    data = definition(limits=LIMITS, evaluation={"container": container})
+    del data["ranking"]  # ranked on the container's score
+    (tmp_path / "toy.yaml").write_text(yaml.safe_dump(data))
+    organizer.create_challenge(settings, tmp_path / "toy.yaml")
+    organizer.ingest_phase(settings, "toy", "test", write_source(tmp_path / "src", n=2))
+    sid, _ = organizer.submit(settings, "toy", "test", "ann", "test/threshold")
+    FakeBackend.runs.clear()
+    assert _run(settings) == [sid]
+    assert [spec.image for spec in FakeBackend.runs] == ([fake.digest_of("test/threshold")] * 2
+                                                         + [fake.digest_of("test/count-voxels")])
+    boxes = [int(cube_case(i)[1].sum()) for i in range(2)]  # 5 x 10 x 9 voxels each
+    with session_scope(settings.database_url) as session:
+        submission = session.get(Submission, sid)
+        assert (submission.state, submission.evaluation_state) == ("succeeded", "succeeded")
+        assert submission.metrics_json["aggregates"]["voxels"]["mean"] == sum(boxes) / 2 == 450
+        assert {j.case.name: {m.metric: m.value for m in j.metrics} for j in submission.jobs} == {
+            "case0": {"voxels": boxes[0]}, "case1": {"voxels": boxes[1]}}
+        assert session.scalars(select(LeaderboardEntry)).one().rank == 1

@@ -9,13 +9,14 @@ a Python callable (a *program*) that reads /input from ``input_dir`` and writes 
   :class:`~medarena.platform.runner.RunnerError`, which is a fault of the platform and raises.
 
 The output cap is checked after the program ends, as the real watcher would have stopped it.
-Programs are looked up by name among those registered with :func:`register` (the built-in
-``fake/...`` ones below), or imported when the name is ``fake:<module>:<function>``.
+Programs are registered by name with :func:`register` (the built-in ``fake/...`` ones below in
+every process; others in the process that registers them); an image pins as ``sha256:`` and
+the SHA-256 of its name, like a real image ID.
 """
 
 from __future__ import annotations
 
-import importlib
+import hashlib
 import io
 import time
 from collections.abc import Callable
@@ -50,17 +51,15 @@ def register(name: str, program: Program) -> Program:
     return program
 
 
+def digest_of(name: str) -> str:
+    return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+
+
 def resolve(image: str) -> Program | None:
+    """The program of an image name or of its digest (None: no such image)."""
     if image in PROGRAMS:
         return PROGRAMS[image]
-    if image.startswith("fake:") and image.count(":") == 2:
-        _, module, function = image.split(":")
-        try:
-            program = getattr(importlib.import_module(module), function)
-        except (ImportError, AttributeError):
-            return None
-        return program if callable(program) else None
-    return None
+    return next((program for name, program in PROGRAMS.items() if digest_of(name) == image), None)
 
 
 class FakeBackend:
@@ -116,7 +115,7 @@ class FakeBackend:
     def load_image(self, ref: str | Path) -> ImageRef:
         if resolve(str(ref)) is None:
             raise ImageError(f"image {ref}: not found among the local images (load it or build it first)")
-        return ImageRef(name=str(ref), digest=str(ref))
+        return ImageRef(name=str(ref), digest=digest_of(str(ref)))
 
     def save_image(self, digest: str, destination: str) -> None:
         pass  # every process of this machine knows the programs
