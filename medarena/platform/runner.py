@@ -386,7 +386,7 @@ def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits,
         cidfile.unlink(missing_ok=True)
         try:
             run = _watch(command, name, output, limits, log_tail_bytes, cwd=output_dir.parent)
-            started = _started(cidfile) if run.exit_code in _PODMAN_EXIT_CODES else True
+            started = _started(cidfile, run.started_at) if run.exit_code in _PODMAN_EXIT_CODES else True
         finally:
             cidfile.unlink(missing_ok=True)
         if started is None and attempt == 1 and "already in use" in run.err:  # left over from a lost worker
@@ -437,12 +437,13 @@ class _Watched:
     timed_out: bool = False
     too_large: str | None = None
     oom_killed: bool = False
+    started_at: float = 0.0  # the wall clock when podman was called
 
 
 def _watch(command: list[str], name: str, output: OutputFolder, limits: Limits, log_tail_bytes: int,
            cwd: Path) -> _Watched:
     """Run the podman command, stopping the container at its wall time or output cap."""
-    start = time.monotonic()
+    start, started_at = time.monotonic(), time.time()
     # conmon leaves an "oom" marker in its working directory when the kernel's OOM killer struck
     # anywhere in the container (podman's OOMKilled): keep it in the job's folder
     oom_marker = cwd / "oom"
@@ -474,10 +475,11 @@ def _watch(command: list[str], name: str, output: OutputFolder, limits: Limits, 
     too_large = too_large or output.over()  # also a container that went over in its last moments
     oom_killed = oom_marker.exists()
     oom_marker.unlink(missing_ok=True)
-    return _Watched(process.returncode, runtime, stdout.text(), stderr.text(), timed_out, too_large, oom_killed)
+    return _Watched(process.returncode, runtime, stdout.text(), stderr.text(), timed_out, too_large, oom_killed,
+                    started_at)
 
 
-def _started(cidfile: Path) -> bool | None:
+def _started(cidfile: Path, since: float) -> bool | None:
     """Whether the container of ``cidfile`` started (None: it was never created), from its
     events, which outlive the removed container."""
     try:
@@ -486,7 +488,7 @@ def _started(cidfile: Path) -> bool | None:
         return None
     if not re.fullmatch(r"[0-9a-f]{64}", cid):
         return None
-    found = _podman("events", "--stream=false", "--since", "30m", "--filter", f"container={cid}",
+    found = _podman("events", "--stream=false", "--since", str(int(since) - 60), "--filter", f"container={cid}",
                     "--format", "{{.Status}}", timeout=60)
     if found.returncode != 0:
         raise RunnerError(f"podman could not list the events of container {cid}: {_last_line(found.stderr)}")
