@@ -104,6 +104,8 @@ def main() -> None:
         assert f"{args.cases} succeeded" in states[4], states
         floors.append(floor_seconds(args.cases, slots, limits, home / f"floor{repeat}"))
         shutil.rmtree(home / f"floor{repeat}")
+        print(f"repeat {repeat + 1}: end to end {times[-1]:.1f} s, floor {floors[-1]:.1f} s, "
+              f"load {os.getloadavg()[0]:.1f}", flush=True)
     load_after = os.getloadavg()
     median, floor = statistics.median(times), statistics.median(floors)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
