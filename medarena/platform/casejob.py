@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from medarena.evaluators.tasks import CaseError, get_task, jsonable
-from medarena.platform import case_servers, casestore
+from medarena.platform import casestore
 from medarena.platform.challenges import ChallengeDefinition
+from medarena.platform.containers import ContainerSpec, get_backend
+from medarena.platform.containers import servers as case_servers
 from medarena.platform.contract import InvalidOutput, MissingOutput, OutputTooLarge, read_outputs, write_inputs
 from medarena.platform.outputfs import OutputFolder, remove_tree
-from medarena.platform.runner import RunnerError, ensure_image, run_container
+from medarena.platform.runner import RunnerError
 
 MODEL_MOUNT = "/opt/ml/model"
 LAZY_VOXELS = 256**3  # above this, a segmentation case is evaluated from its zarr chunks
@@ -31,7 +33,8 @@ LAZY_VOXELS = 256**3  # above this, a segmentation case is evaluated from its za
 class CaseJob:
     case: str
     image: str  # the pinned image ID that runs
-    definition: dict[str, Any]
+    # validated once per run by the scheduler and shared by its cases (a dict is validated here)
+    definition: ChallengeDefinition | dict[str, Any]
     inputs_url: str
     references_url: str
     predictions_url: str | None  # None: keep predictions in memory (``medarena try``)
@@ -44,6 +47,7 @@ class CaseJob:
     model_digest: str | None = None  # the model tarball, extracted read-only at /opt/ml/model
     model_url: str | None = None  # where the node fetches it (the store), or a local tarball
     model_dir: str | None = None  # ``medarena try`` with a model folder: mounted as it is
+    backend: str = "podman"  # the container backend that runs it (Settings.container_backend)
 
 
 @dataclass
@@ -64,8 +68,14 @@ class CaseOutcome:
     predictions: dict[str, Any] | None = None
 
 
+def definition_of(job: CaseJob) -> ChallengeDefinition:
+    if isinstance(job.definition, ChallengeDefinition):
+        return job.definition
+    return ChallengeDefinition.model_validate(job.definition)
+
+
 def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
-    definition = ChallengeDefinition.model_validate(job.definition)
+    definition = definition_of(job)
     if _many_cases_per_start(job, definition):
         return _run_on_server(job, definition, gpu_ids)
     prefix = f"j{job.job_id}-" if job.job_id is not None else "try-"
@@ -90,10 +100,11 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
         limits = definition.limits
         name = container_name(job)
         try:
+            backend = get_backend(job.backend)
             if job.image_archive:
-                ensure_image(job.image, job.image_archive)
-            result = run_container(job.image, workdir / "input", output.path, limits,
-                                   gpu_ids=gpu_ids, name=name, output=output, read_only_mounts=mounts)
+                backend.ensure_image(job.image, job.image_archive)
+            result = backend.run(ContainerSpec(job.image, workdir / "input", output.path, limits, name=name,
+                                               gpu_ids=gpu_ids, read_only_mounts=mounts, output=output))
         except RunnerError as exc:  # podman itself failed (a node without the GPU, ...)
             return _platform_error(job.case, "starting the container", exc)
         return _collect(job, definition, values, result, output.path)
@@ -140,11 +151,11 @@ def _collect(job: CaseJob, definition: ChallengeDefinition, values: dict[str, An
 def _many_cases_per_start(job: CaseJob, definition: ChallengeDefinition) -> bool:
     phase_slug = job.scope.partition("/")[2]
     phase = next((p for p in definition.phases if p.slug == phase_slug), None)
-    if phase is None or not phase.many_cases_per_start or job.model_dir:
+    if phase is None or not phase.many_cases_per_start or job.model_dir or job.backend != "podman":
         return False
     try:
         if job.image_archive:
-            ensure_image(job.image, job.image_archive)
+            get_backend(job.backend).ensure_image(job.image, job.image_archive)
         return case_servers.use_server(job.image)
     except RunnerError:
         return False  # the one-case path reports the fault
@@ -177,7 +188,7 @@ def _run_on_server(job: CaseJob, definition: ChallengeDefinition, gpu_ids: tuple
 
 def evaluate_case(job: CaseJob, predictions: dict[str, Any] | None = None) -> CaseOutcome:
     """Score one case's predictions (read from the predictions store when not given)."""
-    definition = ChallengeDefinition.model_validate(job.definition)
+    definition = definition_of(job)
     evaluation = definition.evaluation
     if evaluation.task is None:  # scored by the phase's evaluation container, once all cases ran
         return CaseOutcome(case=job.case, state="succeeded")

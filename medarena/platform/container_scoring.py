@@ -53,7 +53,8 @@ def evaluate_ready(settings: Settings, submission_ids: Iterable[int] | None,
                                   if container.ground_truth_digest else None),
                 evaluation_archive=(layout.image_archive_url(settings, container.image_digest)
                                     if settings.ray_address and container.image_digest else None),
-                container_name=f"medarena-{layout.namespace(settings)}-eval{submission.id}"))
+                container_name=f"medarena-{layout.namespace(settings)}-eval{submission.id}",
+                backend=settings.container_backend))
     for run in runs:
         try:
             outcome = ec.run_evaluation(run)

@@ -36,8 +36,8 @@ from medarena.errors import InvalidInput
 from medarena.evaluators.image import Image
 from medarena.platform import casestore, gc_compat
 from medarena.platform.challenges import ChallengeDefinition, EvaluationContainer
+from medarena.platform.containers import ContainerSpec, RunResult, get_backend
 from medarena.platform.contract import image_to_sitk
-from medarena.platform.runner import RunResult, ensure_image, run_container
 
 GROUND_TRUTH_MOUNT = "/opt/ml/input/data/ground_truth"
 MAX_METRICS_BYTES = 4 * 2**20
@@ -77,6 +77,7 @@ class EvaluationRun:
     ground_truth_url: str | None = None
     evaluation_archive: str | None = None  # on a cluster: the evaluation image in the shared store
     container_name: str | None = None
+    backend: str = "podman"  # the container backend that runs it (Settings.container_backend)
 
     @property
     def scope(self) -> str:
@@ -121,10 +122,11 @@ def run_evaluation(run: EvaluationRun) -> EvaluationOutcome:
             folder = ensure_extracted(container.ground_truth_digest, run.ground_truth_url,
                                       Path(run.scratch) / "ground-truth")
             mounts.append((folder, GROUND_TRUTH_MOUNT))
+        backend = get_backend(run.backend)
         if run.evaluation_archive:
-            ensure_image(container.image_digest, run.evaluation_archive)
-        result = run_container(container.image_digest, workdir / "input", workdir / "output", container.limits,
-                               name=run.container_name, read_only_mounts=mounts)
+            backend.ensure_image(container.image_digest, run.evaluation_archive)
+        result = backend.run(ContainerSpec(container.image_digest, workdir / "input", workdir / "output",
+                                           container.limits, name=run.container_name, read_only_mounts=mounts))
         log = _log(result)
         if not result.ok:
             return EvaluationOutcome(False, f"{run.where}: the evaluation container failed: {result.message}", log)

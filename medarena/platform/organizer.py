@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from medarena.platform import casejob, casestore, layout, leaderboard, objectstore
 from medarena.platform.challenges import ChallengeDefinition, DefinitionError, load_definition
+from medarena.platform.containers import get_backend
 from medarena.platform.database import Case, Challenge, Phase, Submission, session_scope
 from medarena.platform.errors import NotFound
 from medarena.platform.ingest import IngestError, ingest
-from medarena.platform.runner import load_image, save_image
 from medarena.platform.settings import Settings
 from medarena.platform.submissions import check_comment, check_participant, create_submission, find_phase
 from medarena.platform.tarballs import Tarball, TarballError, check_tarball, pack_folder, store_tarball
@@ -71,12 +71,13 @@ def pin_evaluation_container(settings: Settings, definition: ChallengeDefinition
     image = Path(container.image)
     if not image.is_absolute() and (path.parent / image).exists():
         image = path.parent / image
-    ref = load_image(image if image.exists() else container.image)
+    backend = get_backend(settings.container_backend)
+    ref = backend.load_image(image if image.exists() else container.image)
     container.image_digest = ref.digest
     if settings.ray_address:
         archive = layout.image_archive_url(settings, ref.digest)
         if not casestore.exists(archive):
-            save_image(ref.digest, archive)
+            backend.save_image(ref.digest, archive)
     if container.ground_truth is None:
         container.ground_truth_digest = None
         return
@@ -150,12 +151,13 @@ def submit(settings: Settings, challenge: str, phase: str, participant: str, ima
         tarball = check_model(challenge, phase, model)
         store_tarball(tarball, layout.model_url(settings, tarball.digest))
         model_digest = tarball.digest
-    ref = load_image(image)
+    backend = get_backend(settings.container_backend)
+    ref = backend.load_image(image)
     if settings.ray_address:  # other nodes load the pinned image from the shared store
         objectstore.check_store(settings.store)
         archive = layout.image_archive_url(settings, ref.digest)
         if not casestore.exists(archive):  # archives are named by digest: one per image
-            save_image(ref.digest, archive)
+            backend.save_image(ref.digest, archive)
     with session_scope(settings.database_url) as session:
         submission = create_submission(session, challenge, phase, participant, image, ref.digest, comment,
                                        model=str(model) if model is not None else "", model_digest=model_digest)
@@ -228,10 +230,11 @@ def try_image(settings: Settings, image: str, challenge: str, phase: str, cases:
     elif model is not None:
         tarball = check_model(challenge, phase, Path(model))
         model_fields.update(model_digest=tarball.digest, model_url=str(Path(model).absolute()))
-    ref = load_image(image)
+    ref = get_backend(settings.container_backend).load_image(image)
+    definition = ChallengeDefinition.model_validate(definition)  # once, for every case
     rows = []
     for i, name in enumerate(names):
-        job = casejob.CaseJob(case=name, image=ref.digest, definition=definition,
+        job = casejob.CaseJob(case=name, image=ref.digest, definition=definition, backend=settings.container_backend,
                               inputs_url=layout.inputs_url(settings, challenge, phase),
                               references_url=layout.references_url(settings, challenge, phase),
                               predictions_url=None, scratch=str(settings.scratch),

@@ -86,6 +86,8 @@ class ImageRef:
 
 @dataclass(frozen=True)
 class RunResult:
+    """How one container run ended (the result of every container backend)."""
+
     status: RunStatus
     exit_code: int | None
     runtime_seconds: float
@@ -263,10 +265,11 @@ SCRATCH_FOLDERS = ("/opt/ml/output/data", "/opt/ml/checkpoints")
 
 def container_command(image: str, input_dir: Path, output_dir: Path, limits: Limits, *, name: str,
                       gpu_ids: Sequence[str] = (), file_size_limit: int | None = None,
-                      read_only_mounts: Sequence[tuple[Path, str]] = ()) -> list[str]:
-    """The podman command that runs ``image`` on one case with the contract's isolation.
-    ``file_size_limit``: RLIMIT_FSIZE in bytes, where no file system caps ``/output``;
-    ``read_only_mounts`` adds (host folder, container path) pairs, e.g. a model at /opt/ml/model."""
+                      read_only_mounts: Sequence[tuple[Path, str]] = (), cidfile: Path | None = None) -> list[str]:
+    """The podman command that runs ``image`` on one case with the contract's isolation; the
+    container removes itself when it ends. ``file_size_limit``: RLIMIT_FSIZE in bytes, where no
+    file system caps ``/output``; ``read_only_mounts`` adds (host folder, container path) pairs,
+    e.g. a model at /opt/ml/model; ``cidfile``: where podman writes the container's ID."""
     mounts = []
     for path, target, options in ((input_dir, "/input", "ro"), (output_dir, "/output", "rw,U"),
                                   *((path, target, "ro") for path, target in read_only_mounts)):
@@ -279,7 +282,8 @@ def container_command(image: str, input_dir: Path, output_dir: Path, limits: Lim
     if _runc():
         command += ["--runtime", _runc()]
     command += [
-        "run", "--name", name, "--pull=never", "--log-driver=none",
+        "run", "--name", name, "--rm", *([f"--cidfile={cidfile}"] if cidfile else []), "--pull=never",
+        "--log-driver=none",
         # catatonit as PID 1 reaps what the algorithm forks and forwards the stop signal
         "--init", *([f"--init-path={init_path()}"] if init_path() else []),
         *user_namespace_options(),
@@ -336,12 +340,18 @@ def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits,
     """Run ``image`` (best: a pinned ID from :func:`load_image`) on the case in ``input_dir``,
     leaving its outputs in ``output_dir`` (which must be empty); the container is removed
     afterwards in every case. A container of the given ``name`` still present (from a worker
-    that was lost) is removed first, so name a container after its job to make retries clean.
+    that was lost) is removed and the run tried again, so name a container after its job to make
+    retries clean.
 
     ``output`` is the capped :class:`OutputFolder` mounted at ``output_dir``; without it the
     folder is watched by walking it. Either way the container is stopped as soon as its output
     goes over ``limits.output_mb`` (status ``output_too_large``). stdout and stderr are drained
     as they come and only their tails are kept, however much a container prints.
+
+    A run that ends normally costs one podman call (``podman run --rm``; a pinned image is
+    checked once per process): podman's exit status is the container's, except 125-127, which
+    podman also uses for its own failures; only then are the container's events read to tell
+    whether it started.
     Raises :class:`RunnerError` when podman itself fails."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -353,12 +363,12 @@ def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits,
         raise ValueError(f"{output_dir}: not the folder of the given output ({output.path})")
     if init_path() is None:
         raise RunnerError(f"podman's init process is missing ({_INIT_PATHS[0]}): apt-get install catatonit")
-    if name:
-        _podman("rm", "--force", "--ignore", name, timeout=60)  # left over from a lost worker
-    else:
-        name = f"medarena-{uuid.uuid4().hex[:16]}"
+    name = name or f"medarena-{uuid.uuid4().hex[:16]}"
+    # the container's ID, written by podman once it exists (beside /output, never inside it)
+    cidfile = output_dir.parent / f".{name}.cid"
     command = container_command(image, input_dir, output_dir, limits, name=name, gpu_ids=gpu_ids,
-                                file_size_limit=output.file_size_limit, read_only_mounts=read_only_mounts)
+                                file_size_limit=output.file_size_limit, read_only_mounts=read_only_mounts,
+                                cidfile=cidfile)
 
     def result(status: RunStatus, exit_code: int | None, runtime: float, out: str, err: str,
                message: str) -> RunResult:
@@ -372,10 +382,74 @@ def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits,
         if image.startswith("sha256:"):
             _verified_images.add(image)
 
-    start = time.monotonic()
-    # conmon leaves an "oom" marker in its working directory: keep it in the job's folder
+    for attempt in (1, 2):
+        cidfile.unlink(missing_ok=True)
+        try:
+            run = _watch(command, name, output, limits, log_tail_bytes, cwd=output_dir.parent)
+            started = _started(cidfile, run.started_at) if run.exit_code in _PODMAN_EXIT_CODES else True
+        finally:
+            cidfile.unlink(missing_ok=True)
+        if started is None and attempt == 1 and "already in use" in run.err:  # left over from a lost worker
+            _podman("rm", "--force", "--ignore", "--time", "0", name, timeout=60)
+            continue
+        break
+    out, err, runtime = run.out, run.err, run.runtime
+
+    if run.too_large:
+        return result("output_too_large", None, runtime, out, err, f"stopped: {run.too_large}")
+    if run.timed_out:
+        return result("timeout", None, runtime, out, err,
+                      f"stopped after the wall-time limit of {limits.wall_time_seconds:g} s")
+    if started is None:
+        raise RunnerError(f"podman could not create container {name} for {image}: "
+                          f"{_last_line(err) or f'exit code {run.exit_code}'}")
+    if not started:
+        reason = _last_line(err)
+        if not any(marker in reason.lower() for marker in _IMAGE_START_ERRORS):
+            raise RunnerError(f"podman could not start container {name} for {image}: {reason}")
+        return result("image_error", None, runtime, out, err, f"the container did not start: {reason[:300]}")
+    exit_code = run.exit_code
+    if exit_code != 0 and (failed := _INIT_EXEC_FAILED.search(err)):  # the init could not start the entrypoint
+        program = _image_program(image)
+        return result("image_error", None, runtime, out, err,
+                      f"the container did not start: {program[:200]!r} cannot be run ({failed.group(1)[:100]})")
+    if run.oom_killed or exit_code == _SIGKILL_EXIT:
+        return result("out_of_memory", exit_code, runtime, out, err,
+                      f"killed for exceeding the memory limit of {limits.memory_mb} MB")
+    if exit_code != 0:
+        last = _last_line(err)
+        return result("exit_code", exit_code, runtime, out, err,
+                      f"exited with code {exit_code}" + (f": {last[:300]}" if last else ""))
+    return result("ok", 0, runtime, out, err, "")
+
+
+# podman run's own failures (125: podman, 126: cannot invoke, 127: not found), which a container
+# may also exit with
+_PODMAN_EXIT_CODES = (125, 126, 127)
+
+
+@dataclass
+class _Watched:
+    exit_code: int
+    runtime: float
+    out: str
+    err: str
+    timed_out: bool = False
+    too_large: str | None = None
+    oom_killed: bool = False
+    started_at: float = 0.0  # the wall clock when podman was called
+
+
+def _watch(command: list[str], name: str, output: OutputFolder, limits: Limits, log_tail_bytes: int,
+           cwd: Path) -> _Watched:
+    """Run the podman command, stopping the container at its wall time or output cap."""
+    start, started_at = time.monotonic(), time.time()
+    # conmon leaves an "oom" marker in its working directory when the kernel's OOM killer struck
+    # anywhere in the container (podman's OOMKilled): keep it in the job's folder
+    oom_marker = cwd / "oom"
+    oom_marker.unlink(missing_ok=True)
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, env=podman_env(), cwd=output_dir.parent)
+                               stderr=subprocess.PIPE, env=podman_env(), cwd=cwd)
     stdout, stderr = _Tail(process.stdout, log_tail_bytes), _Tail(process.stderr, log_tail_bytes)
     timed_out, too_large = False, None
     try:
@@ -393,42 +467,43 @@ def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits,
             except subprocess.TimeoutExpired:
                 pass
         runtime = time.monotonic() - start
-        info = _container_info(name)
     finally:
         if process.poll() is None:
             _stop(name, process)
-        _podman("rm", "--force", name, timeout=60)
-    out, err = stdout.text(), stderr.text()
+        if process.returncode is None or process.returncode < 0:  # the client was killed: --rm did not run
+            _podman("rm", "--force", "--ignore", "--time", "0", name, timeout=60)
     too_large = too_large or output.over()  # also a container that went over in its last moments
+    oom_killed = oom_marker.exists()
+    oom_marker.unlink(missing_ok=True)
+    return _Watched(process.returncode, runtime, stdout.text(), stderr.text(), timed_out, too_large, oom_killed,
+                    started_at)
 
-    if too_large:
-        return result("output_too_large", None, runtime, out, err, f"stopped: {too_large}")
-    if timed_out:
-        return result("timeout", None, runtime, out, err,
-                      f"stopped after the wall-time limit of {limits.wall_time_seconds:g} s")
-    state = info.get("State") if info else None
-    if state is None:
-        raise RunnerError(f"podman could not create container {name} for {image}: "
-                          f"{_last_line(err) or f'exit code {process.returncode}'}")
-    if state.get("StartedAt", "").startswith("0001-"):
-        reason = _last_line(err)
-        if not any(marker in reason.lower() for marker in _IMAGE_START_ERRORS):
-            raise RunnerError(f"podman could not start container {name} for {image}: {reason}")
-        return result("image_error", None, runtime, out, err, f"the container did not start: {reason[:300]}")
-    exit_code = int(state.get("ExitCode", process.returncode))
-    if exit_code != 0 and (failed := _INIT_EXEC_FAILED.search(err)):  # the init could not start the entrypoint
-        config = info.get("Config") or {}
-        program = " ".join(_as_list(config.get("Entrypoint")) + _as_list(config.get("Cmd")))
-        return result("image_error", None, runtime, out, err,
-                      f"the container did not start: {program[:200]!r} cannot be run ({failed.group(1)[:100]})")
-    if state.get("OOMKilled") or exit_code == _SIGKILL_EXIT:
-        return result("out_of_memory", exit_code, runtime, out, err,
-                      f"killed for exceeding the memory limit of {limits.memory_mb} MB")
-    if exit_code != 0:
-        last = _last_line(err)
-        return result("exit_code", exit_code, runtime, out, err,
-                      f"exited with code {exit_code}" + (f": {last[:300]}" if last else ""))
-    return result("ok", 0, runtime, out, err, "")
+
+def _started(cidfile: Path, since: float) -> bool | None:
+    """Whether the container of ``cidfile`` started (None: it was never created), from its
+    events, which outlive the removed container."""
+    try:
+        cid = cidfile.read_text().strip()
+    except OSError:
+        return None
+    if not re.fullmatch(r"[0-9a-f]{64}", cid):
+        return None
+    found = _podman("events", "--stream=false", "--since", str(int(since) - 60), "--filter", f"container={cid}",
+                    "--format", "{{.Status}}", timeout=60)
+    if found.returncode != 0:
+        raise RunnerError(f"podman could not list the events of container {cid}: {_last_line(found.stderr)}")
+    events = found.stdout.split()
+    if "create" not in events:
+        return None
+    return "start" in events
+
+
+def _image_program(image: str) -> str:
+    result = _podman("image", "inspect", image)
+    if result.returncode != 0:
+        return image
+    config = json.loads(result.stdout)[0].get("Config") or {}
+    return " ".join(_as_list(config.get("Entrypoint")) + _as_list(config.get("Cmd")))
 
 
 def _stop(name: str, process: subprocess.Popen) -> None:
@@ -439,13 +514,6 @@ def _stop(name: str, process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-def _container_info(name: str) -> dict | None:
-    result = _podman("container", "inspect", name, timeout=60)
-    if result.returncode != 0:
-        return None
-    return json.loads(result.stdout)[0]
 
 
 def _as_list(value) -> list[str]:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from medarena.accounts.tokens import Identity
 from medarena.errors import Conflict, InvalidInput
 from medarena.platform.account_tables import Upload
+from medarena.platform.containers import get_backend
 from medarena.platform.database import Job, LeaderboardEntry, MetricValue, Phase, Submission, session_scope
 from medarena.platform.settings import Settings
 from medarena.platform.submissions import create_submission, find_phase
@@ -41,11 +42,10 @@ def submit(settings: Settings, caller: Identity | None, challenge: str, phase: s
             model = f"upload {model_upload_id}" + (f" ({model.filename})" if model.filename else "")
     if settings.ray_address:  # the other nodes load the pinned image from the shared store
         from medarena.platform import casestore, layout
-        from medarena.platform.runner import save_image
 
         archive = layout.image_archive_url(settings, digest)
         if not casestore.exists(archive):
-            save_image(digest, archive)
+            get_backend(settings.container_backend).save_image(digest, archive)
     with session_scope(settings.database_url) as session:
         submission = create_submission(session, challenge, phase, caller.username,
                                        f"upload {upload_id}" + (f" ({upload.filename})" if upload.filename else ""),

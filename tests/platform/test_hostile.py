@@ -25,6 +25,7 @@ from medarena.platform.contract import Socket, write_inputs
 from medarena.platform.database import Job, Submission, session_scope
 from medarena.platform.outputfs import mounts_under
 from medarena.platform.runner import Limits, podman_env, run_container
+from medarena.platform.scheduling import recorder
 from medarena.platform.settings import load_settings
 from tests.platform.challenge_data import cube_case, write_definition, write_source
 
@@ -262,14 +263,14 @@ def test_a_failure_while_recording_a_case_is_a_platform_fault_and_the_loop_goes_
     organizer.ingest_phase(home, "toy", "test", write_source(tmp_path / "src", n=1))
     broken, _ = organizer.submit(home, "toy", "test", "ann", GOOD)
     fine, _ = organizer.submit(home, "toy", "test", "bob", GOOD)
-    record = scheduler._record
+    record = recorder.record
 
     def failing_record(settings, item, outcome):
         if item.submission_id == broken and not outcome.platform_error:
             raise RuntimeError("the database refused this row (simulated)")
         return record(settings, item, outcome)
 
-    monkeypatch.setattr(scheduler, "_record", failing_record)
+    monkeypatch.setattr(recorder, "record", failing_record)
     assert scheduler.run(home) == [fine]  # returns: the loop did not die
     with session_scope(home.database_url) as session:
         stuck = session.get(Submission, broken).jobs[0]
@@ -279,7 +280,7 @@ def test_a_failure_while_recording_a_case_is_a_platform_fault_and_the_loop_goes_
         good = session.get(Submission, fine).jobs[0]
         assert (good.state, good.detail) == ("succeeded", "")
         assert session.query(Job).count() == 2
-    monkeypatch.setattr(scheduler, "_record", record)
+    monkeypatch.setattr(recorder, "record", record)
     assert scheduler.run(home) == [broken]  # a later run takes the case up again
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medarena.platform.invoke_server import CaseServer, invoke_available, serves_invoke
+from medarena.platform.containers.invoke import CaseServer, invoke_available, serves_invoke
 from medarena.platform.runner import Limits, inspect_image, podman_env
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from medarena.platform import organizer, scheduler
+from medarena.platform.containers.invoke import invoke_available
 from medarena.platform.database import Job, MetricValue, Submission, session_scope
-from medarena.platform.invoke_server import invoke_available
 from tests.platform.challenge_data import write_definition, write_source
 
 pytestmark = [pytest.mark.podman,

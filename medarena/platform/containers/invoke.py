@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ctypes
 import http.client
-import json
 import os
 import socket
 import subprocess
@@ -46,6 +45,7 @@ from medarena.platform.runner import (
 API_METHOD_LABEL = "org.grand-challenge.api-method"
 PORT = 4743
 _POLL_SECONDS = 0.05
+_SIGKILL_EXIT = 137
 _CLONE_NEWNET = 0x40000000
 
 
@@ -111,6 +111,7 @@ class CaseServer:
         self.stop()
         self._prepare()
         _podman("rm", "--force", "--ignore", "--time", "0", self.name, timeout=60)
+        (self.folder / "oom").unlink(missing_ok=True)
         command = container_command(self.image, self.input, self.output.path, self.limits, name=self.name,
                                     gpu_ids=self._gpu_ids, file_size_limit=self.output.file_size_limit,
                                     read_only_mounts=self._mounts)
@@ -213,13 +214,16 @@ class CaseServer:
         except subprocess.TimeoutExpired:
             pass
         if not self.running:
-            info = self._inspect()
+            # podman run answers with the container's exit status; conmon leaves an "oom" marker
+            # in its working directory when the kernel's OOM killer struck
+            exit_code = self._process.returncode
+            oom = (self.folder / "oom").exists()
             self.stop()
-            if info.get("OOMKilled") or info.get("ExitCode") == 137:
+            if oom or exit_code == _SIGKILL_EXIT:
                 return self._failed(started, *marks, "out_of_memory",
                                     f"killed for exceeding the memory limit of {self.limits.memory_mb} MB")
-            return self._failed(started, *marks, "exit_code", "the inference server exited while serving the case"
-                                + (f" (exit code {info['ExitCode']})" if "ExitCode" in info else ""))
+            return self._failed(started, *marks, "exit_code",
+                                f"the inference server exited while serving the case (exit code {exit_code})")
         self.stop()  # a server that failed a case is started afresh for the next one
         reason = f"returned status {code}, expected 201" if code else f"failed: {answer.get('error', 'no answer')}"
         return self._failed(started, *marks, "exit_code", f"POST /invoke {reason}")
@@ -259,13 +263,6 @@ class CaseServer:
         result = _podman("container", "inspect", "--format", "{{.State.Pid}}", self.name, timeout=60)
         pid = int(result.stdout.strip() or 0) if result.returncode == 0 else 0
         return pid or None
-
-    def _inspect(self) -> dict:
-        result = _podman("container", "inspect", "--format", "{{json .State}}", self.name, timeout=60)
-        try:
-            return json.loads(result.stdout) if result.returncode == 0 else {}
-        except ValueError:
-            return {}
 
     def _exit_detail(self) -> str:
         last = self._stderr.since(0).strip().splitlines()

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
-from medarena.platform.invoke_server import CaseServer, invoke_available, serves_invoke
+from medarena.platform.containers.invoke import CaseServer, invoke_available, serves_invoke
 from medarena.platform.runner import Limits, _podman
 
 MAX_SERVERS = 2

@@ -1,0 +1,169 @@
+"""The scheduler's loop: unfinished jobs -> an executor (Ray, or in-process) -> the recorder.
+
+Only as many jobs as the cluster can run at once are handed over, so that a job marked
+``running`` in the database really runs; the rest wait as ``queued``, in the fair order of
+:class:`~medarena.platform.fairness.FairQueue`. A job whose algorithm ran is evaluated next; a
+platform fault is retried (never charged to the participant); a submission whose jobs have all
+ended is closed and its phase ranked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from medarena.platform import fairness, objectstore
+from medarena.platform.casejob import CaseJob, CaseOutcome
+from medarena.platform.challenges import ChallengeDefinition
+from medarena.platform.containers import servers as case_servers
+from medarena.platform.database import Submission, session_scope
+from medarena.platform.layout import namespace
+from medarena.platform.scheduling import recorder
+from medarena.platform.scheduling.lock import exclusive
+from medarena.platform.scheduling.ray_adapter import MAX_PLATFORM_ATTEMPTS, RayAdapter
+from medarena.platform.scheduling.work import UNFINISHED, Pending, collect_work, finish_ready, prepare_reevaluation
+from medarena.platform.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Executor(Protocol):
+    """Where case jobs run: :class:`~.ray_adapter.RayAdapter` or :class:`~.in_process.InProcessAdapter`."""
+
+    def start(self, settings: Settings) -> None: ...
+    def submit(self, stage: str, job: CaseJob, resources: dict): ...
+    def wait_one(self, handles: list): ...
+    def result(self, handle) -> CaseOutcome: ...
+    def slots(self, resources: dict) -> int: ...
+    def describe(self) -> str: ...
+
+
+def run(settings: Settings, submission_ids: Iterable[int] | None = None,
+        on_progress: Callable[[int, int, CaseOutcome | None], None] | None = None,
+        on_notice: Callable[[str], None] | None = None, executor: Executor | None = None) -> list[int]:
+    """Run every unfinished job of the chosen submissions to its end; return the submissions done.
+
+    Only one scheduler runs on a database at a time (:func:`~.lock.exclusive`).
+    ``on_progress(done, total, outcome)`` is called once at the start and after each finished job.
+    ``executor``: where the jobs run (Ray by default).
+    """
+    with exclusive(settings):
+        try:
+            return _Loop(settings, submission_ids, on_progress, on_notice, executor or RayAdapter()).run()
+        finally:
+            if settings.container_backend == "podman":
+                case_servers.remove_leftovers(namespace(settings))
+
+
+def reevaluate(settings: Settings, submission_ids: Iterable[int], **kwargs) -> list[int]:
+    """Score stored predictions again (after a change of the scoring recipe); never reruns an
+    algorithm. Jobs whose algorithm failed keep their failure; the others go back to
+    ``evaluating``. A phase's evaluation container runs again over the stored outputs.
+    """
+    ids = prepare_reevaluation(settings, submission_ids)
+    return run(settings, ids, **kwargs)
+
+
+class _Loop:
+    def __init__(self, settings: Settings, submission_ids, on_progress, on_notice, executor: Executor) -> None:
+        self.settings, self.chosen = settings, submission_ids
+        self.on_progress, self.on_notice, self.executor = on_progress, on_notice, executor
+        self.definitions: dict[int, ChallengeDefinition] = {}  # validated once per run
+        self.in_flight: dict = {}
+        self.unschedulable: list[Pending] = []
+        self.stuck: list[Pending] = []  # platform faults beyond this run's retries: they stay queued
+        self.done = 0
+
+    def run(self) -> list[int]:
+        settings = self.settings
+        pending = collect_work(settings, self.chosen, self.definitions)
+        self.submissions = sorted({p.submission_id for p in pending})
+        if not pending:
+            return finish_ready(settings, self.chosen, self.on_notice)
+        objectstore.check_store(settings.store)  # jobs not dispatched stay as they are: a later run resumes them
+        self.executor.start(settings)
+        self.waiting = fairness.FairQueue(pending)
+        self.watch = fairness.NewWorkWatch(settings.database_url) if self.chosen is None else None
+        self.total = len(pending)
+        self.fill()
+        if self.on_progress:
+            self.on_progress(self.done, self.total, None)
+        while True:
+            self.pick_up_new_work()
+            self.fill()  # also after a job that ended with nothing else in flight, when others still wait
+            if not self.in_flight:
+                break
+            self.take_one()
+        self.report()
+        with session_scope(settings.database_url) as session:
+            return [sid for sid in self.submissions if session.get(Submission, sid).state not in UNFINISHED]
+
+    def dispatch(self, item: Pending) -> None:
+        recorder.set_job(self.settings, item.job_id, state="running" if item.stage == "run" else "evaluating",
+                         started=item.stage == "run")
+        self.in_flight[self.executor.submit(item.stage, item.case_job, item.resources)] = item
+
+    def pick_up_new_work(self) -> None:  # submissions queued while this run goes on join the queue
+        new = self.watch.new_submissions(set(self.submissions)) if self.watch else []
+        fresh = collect_work(self.settings, new, self.definitions) if new else []
+        self.waiting.extend(fresh)
+        self.total += len(fresh)
+        self.submissions.extend(sorted({p.submission_id for p in fresh}))
+
+    def fill(self) -> None:
+        while item := self.waiting.next_up(self.in_flight.values()):  # None: every waiting one is at its cap
+            slots = self.executor.slots(item.resources)
+            if slots == 0:  # the cluster lacks what the phase asks for: leave the job queued
+                self.unschedulable.append(self.waiting.take(item))
+                continue
+            if sum(p.stage == "run" for p in self.in_flight.values()) >= slots:
+                break
+            self.waiting.take(item)
+            if recorder.is_cancelled(self.settings, item.submission_id):
+                self.done += 1
+                continue
+            self.dispatch(item)
+
+    def take_one(self) -> None:
+        handle = self.executor.wait_one(list(self.in_flight))
+        item = self.in_flight.pop(handle)
+        try:
+            outcome = self.executor.result(handle)
+        except Exception as exc:  # noqa: BLE001 - a worker or node lost beyond the executor's own retries
+            outcome = CaseOutcome(case=item.case_job.case, state="failed", reason="platform_error",
+                                  platform_error=True, platform_log=f"{type(exc).__name__}: {exc}",
+                                  detail="the platform lost the case's worker; the case will be run again, "
+                                         "and this does not count against the submission")
+        retry, outcome = recorder.record_safely(self.settings, item, outcome)
+        if outcome.state == "evaluating" and not recorder.is_cancelled(self.settings, item.submission_id):
+            self.dispatch(dataclasses.replace(item, stage="evaluate"))
+            return
+        if retry:
+            self.dispatch(item)
+            return
+        if outcome.platform_error:
+            self.stuck.append(item)
+        self.done += 1
+        if self.on_progress:
+            self.on_progress(self.done, self.total, outcome)
+        if not any(p.submission_id == item.submission_id for p in self.in_flight.values()):
+            try:
+                finish_ready(self.settings, [item.submission_id], self.on_notice)
+            except Exception:  # noqa: BLE001 - one submission's summary never stops the others
+                log.exception("closing submission %s failed", item.submission_id)
+                if self.on_notice:
+                    self.on_notice(f"submission {item.submission_id} could not be closed (see the log); "
+                                   "`medarena run` tries again")
+
+    def report(self) -> None:
+        if self.unschedulable and self.on_notice:
+            need = self.unschedulable[0].resources
+            self.on_notice(f"{len(self.unschedulable)} case(s) stay queued: they need {need['num_cpus']:g} CPU and "
+                           f"{need['num_gpus']:g} GPU each, more than this Ray cluster has "
+                           f"({self.executor.describe()}); they run once such nodes join")
+        if self.stuck and self.on_notice:
+            self.on_notice(f"{len(self.stuck)} case(s) stay queued after {MAX_PLATFORM_ATTEMPTS} platform faults "
+                           "(not counted against anyone); the organizer sees why in Job.platform_log; "
+                           "`medarena run` tries them again")

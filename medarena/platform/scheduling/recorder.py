@@ -1,0 +1,95 @@
+"""What the loop writes to the database: job states as they are dispatched, and each job's
+outcome when it comes back. Only the driver writes; an outcome that cannot be written becomes a
+platform fault of the case instead of stopping the loop."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import TYPE_CHECKING
+
+from medarena.platform.casejob import CaseOutcome
+from medarena.platform.database import Job, MetricValue, Submission, session_scope, utcnow
+from medarena.platform.scheduling.ray_adapter import MAX_PLATFORM_ATTEMPTS
+from medarena.platform.settings import Settings
+
+if TYPE_CHECKING:
+    from medarena.platform.scheduling.work import Pending
+
+log = logging.getLogger(__name__)
+
+
+def is_cancelled(settings: Settings, submission_id: int) -> bool:
+    with session_scope(settings.database_url) as session:
+        return session.get(Submission, submission_id).state == "cancelled"
+
+
+def set_job(settings: Settings, job_id: int, state: str, started: bool = False) -> None:
+    with session_scope(settings.database_url) as session:
+        job = session.get(Job, job_id)
+        job.state = state
+        if started:
+            job.started_at = utcnow()
+            job.attempts += 1
+
+
+def record_safely(settings: Settings, item: Pending, outcome: CaseOutcome) -> tuple[bool, CaseOutcome]:
+    """:func:`record`, where an unexpected failure ends the case as a platform fault (the
+    traceback in the organizer's platform log) instead of ending the scheduler. Returns whether
+    to retry, and the outcome as recorded."""
+    try:
+        return record(settings, item, outcome), outcome
+    except Exception:  # noqa: BLE001
+        trace = traceback.format_exc()[-4000:]
+        log.error("recording job %s failed: %s", item.job_id, trace)
+    fault = CaseOutcome(case=outcome.case, state="failed", reason="platform_error", platform_error=True,
+                        node=outcome.node, detail="the platform failed while recording the case; the case will "
+                        "be run again, and this does not count against the submission",
+                        platform_log=f"recording the outcome failed:\n{trace}")
+    try:
+        return record(settings, item, fault), fault
+    except Exception:  # noqa: BLE001 - the database itself is gone: the next run picks the job up again
+        log.exception("recording the platform fault of job %s failed too", item.job_id)
+        return False, fault
+
+
+def storable(text: str | None) -> str:
+    """Text any database stores: no NUL (PostgreSQL refuses it) and no lone surrogates (what a
+    file name that is not UTF-8 becomes in Python; neither driver can encode them)."""
+    text = (text or "").replace("\x00", "\\x00")
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+
+
+def record(settings: Settings, item: Pending, outcome: CaseOutcome) -> bool:
+    """Write a job's outcome; return True when it should be retried (a platform fault)."""
+    with session_scope(settings.database_url) as session:
+        job = session.get(Job, item.job_id)
+        if job.state == "cancelled":
+            return False
+        if item.stage == "run":  # the node that ran (or tried) the algorithm, not the one that evaluated it
+            job.node = outcome.node
+        if outcome.platform_error:  # never the participant's: the job stays queued
+            job.state, job.detail = "queued", storable(outcome.detail)
+            job.platform_log = storable(outcome.platform_log or outcome.detail)
+            return job.attempts < MAX_PLATFORM_ATTEMPTS  # retry now, or in a later run
+        job.state = outcome.state
+        job.reason, job.detail = outcome.reason, storable(outcome.detail)
+        if outcome.runtime_seconds is not None:
+            job.runtime_seconds = outcome.runtime_seconds
+        if item.stage == "run":
+            job.stdout_tail, job.stderr_tail = storable(outcome.stdout_tail), storable(outcome.stderr_tail)
+        if outcome.state != "evaluating":
+            job.finished_at = utcnow()
+        if outcome.state == "succeeded":
+            job.pooled = {"pooled": outcome.pooled, "notes": outcome.notes}
+            job.metrics.clear()
+            session.flush()
+            for row in outcome.rows:
+                label = str(row.get("label") or "")
+                for metric, value in row.items():
+                    if metric in ("label", "case") or isinstance(value, (str, bool)) or not (
+                            value is None or isinstance(value, (int, float))):
+                        continue
+                    job.metrics.append(MetricValue(label=label, metric=metric,
+                                                   value=None if value is None else float(value)))
+        return False
