@@ -16,6 +16,7 @@ from rich.text import Text
 
 from medarena.cli_common import fails_cleanly
 from medarena.display import json_text, plain, visible
+from medarena.services.states import EvaluationState, JobState
 
 app = typer.Typer(help="medarena: run medical-imaging challenges.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -216,11 +217,11 @@ def results(submission: int, output: Annotated[Path | None, typer.Option(help="w
     data = organizer.submission_results(_settings(), submission)
     console.print(f"image {data['image_digest']}" + (f"  model {data['model_digest']}" if data["model_digest"] else ""),
                   highlight=False)
-    if data["evaluation_state"] == "failed":
+    if data["evaluation_state"] == EvaluationState.FAILED:
         console.print(Text(f"evaluation failed (the organizer's to fix): {data['evaluation_detail']}"))
     _print_case_table(data["cases"])
     for case in data["cases"] if logs else []:
-        if case["state"] == "failed" and (case["stdout_tail"] or case["stderr_tail"]):
+        if case["state"] == JobState.FAILED and (case["stdout_tail"] or case["stderr_tail"]):
             console.rule(plain(f"{case['case']}: {case['reason']}"))
             for name in ("stdout_tail", "stderr_tail"):
                 if case[name].strip():
@@ -281,7 +282,7 @@ def try_(image: str, challenge: Challenge, phase: PhaseOpt,
         rows = organizer.try_image(_settings(), image, challenge, phase, case,
                                    on_progress=lambda d, t: progress.update(task, completed=d, total=t), model=model)
     _print_case_table(rows)
-    failed = [r for r in rows if r["state"] != "succeeded"]
+    failed = [r for r in rows if r["state"] != JobState.SUCCEEDED]
     if failed:
         raise typer.Exit(1)
 

@@ -22,10 +22,11 @@ from rich.text import Text
 from medarena import client as remote
 from medarena.cli_common import fails_cleanly
 from medarena.errors import InvalidInput, NotFound, PlatformFault
+from medarena.services.states import FINAL_SUBMISSION, HELD_UPLOAD, JobState
 
 console = Console()
 err = Console(stderr=True)
-FINAL = ("succeeded", "failed", "cancelled")
+FINAL = FINAL_SUBMISSION  # a job ends in the same states
 
 
 def _settings():
@@ -182,7 +183,7 @@ def _resume_or_create(client: remote.Client, challenge: str, phase: str, path: P
     if known:
         try:
             upload = client.call("GET", f"/api/v1/uploads/{known}")
-            if upload["state"] in ("open", "complete"):
+            if upload["state"] in HELD_UPLOAD:
                 err.print(f"resuming upload {known} at part {upload['next_part']}", style="dim")
                 return upload
         except (NotFound, remote.errors.Conflict):
@@ -261,7 +262,7 @@ def results(client: remote.Client, submission_id: int, output: Path | None, logs
     _print_scores(data)
     if logs:
         for case in client.call("GET", f"/api/v1/submissions/{submission_id}/logs")["cases"]:
-            if case["state"] == "failed" and (case["stdout"].strip() or case["stderr"].strip()):
+            if case["state"] == JobState.FAILED and (case["stdout"].strip() or case["stderr"].strip()):
                 console.rule(Text(f"{case['case']}: {case['reason']}"))
                 for name in ("stdout", "stderr"):
                     if case[name].strip():

@@ -22,6 +22,7 @@ from medarena.platform.challenges import ChallengeDefinition
 from medarena.platform.contract import InvalidOutput, MissingOutput, OutputTooLarge, read_outputs, write_inputs
 from medarena.platform.outputfs import OutputFolder, remove_tree
 from medarena.platform.runner import RunnerError, ensure_image, run_container
+from medarena.platform.states import JobState
 
 MODEL_MOUNT = "/opt/ml/model"
 LAZY_VOXELS = 256**3  # above this, a segmentation case is evaluated from its zarr chunks
@@ -49,7 +50,7 @@ class CaseJob:
 @dataclass
 class CaseOutcome:
     case: str
-    state: str  # "evaluating" (algorithm done), "succeeded" or "failed"
+    state: JobState  # EVALUATING (algorithm done), SUCCEEDED or FAILED
     reason: str | None = None
     detail: str = ""
     stdout_tail: str = ""
@@ -94,7 +95,7 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
                                    gpu_ids=gpu_ids, name=name, output=output, read_only_mounts=mounts)
         except RunnerError as exc:  # podman itself failed (a node without the GPU, ...)
             return _platform_error(job.case, "starting the container", exc)
-        outcome = CaseOutcome(case=job.case, state="failed", stdout_tail=result.stdout_tail,
+        outcome = CaseOutcome(case=job.case, state=JobState.FAILED, stdout_tail=result.stdout_tail,
                               stderr_tail=result.stderr_tail, runtime_seconds=result.runtime_seconds)
         if result.status != "ok":
             outcome.reason = result.status
@@ -120,7 +121,7 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
                 outcome.predictions = predictions
         except Exception as exc:  # noqa: BLE001
             return _platform_error(job.case, "storing the predictions", exc)
-        outcome.state = "evaluating"
+        outcome.state = JobState.EVALUATING
         return outcome
     except Exception as exc:  # noqa: BLE001 - never the participant's: their faults are outcomes above
         return _platform_error(job.case, "running the case", exc)
@@ -134,10 +135,10 @@ def evaluate_case(job: CaseJob, predictions: dict[str, Any] | None = None) -> Ca
     definition = ChallengeDefinition.model_validate(job.definition)
     evaluation = definition.evaluation
     if evaluation.task is None:  # scored by the phase's evaluation container, once all cases ran
-        return CaseOutcome(case=job.case, state="succeeded")
+        return CaseOutcome(case=job.case, state=JobState.SUCCEEDED)
     task = get_task(evaluation.task)
     settings = evaluation.task_settings()
-    outcome = CaseOutcome(case=job.case, state="failed")
+    outcome = CaseOutcome(case=job.case, state=JobState.FAILED)
     # the segmentation evaluator scores zarr arrays chunk by chunk: large volumes stay on disk
     lazy = LAZY_VOXELS if evaluation.task == "segmentation" else None
     try:
@@ -156,7 +157,7 @@ def evaluate_case(job: CaseJob, predictions: dict[str, Any] | None = None) -> Ca
         return outcome
     except Exception as exc:  # noqa: BLE001
         return _platform_error(job.case, "evaluating", exc)
-    outcome.state = "succeeded"
+    outcome.state = JobState.SUCCEEDED
     outcome.rows = jsonable(result.rows)
     outcome.pooled = jsonable(result.pooled)
     outcome.notes = list(result.notes)
@@ -191,7 +192,7 @@ def _describe_failure(result) -> str:
 
 def _platform_error(case: str, doing: str, exc: BaseException) -> CaseOutcome:
     """A fault of the platform: the participant sees only that, the organizer the traceback."""
-    return CaseOutcome(case=case, state="failed", reason="platform_error", platform_error=True,
+    return CaseOutcome(case=case, state=JobState.FAILED, reason="platform_error", platform_error=True,
                        detail=f"the platform failed while {doing}; the case will be run again, "
                               "and this does not count against the submission",
                        platform_log=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-4000:]}")

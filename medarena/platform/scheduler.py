@@ -36,11 +36,12 @@ from medarena.platform.layout import (  # noqa: F401 - where things live in the 
 )
 from medarena.platform.runner import remove_container
 from medarena.platform.settings import Settings
+from medarena.platform.states import EVALUATIONS, JobState, SubmissionState, transition
 from medarena.platform.submissions import SubmissionError
 
 log = logging.getLogger(__name__)
 MAX_PLATFORM_ATTEMPTS = 3
-UNFINISHED = ("queued", "running", "evaluating")
+UNFINISHED = (JobState.QUEUED, JobState.RUNNING, JobState.EVALUATING)
 
 
 class SchedulerError(Conflict, RuntimeError):
@@ -123,7 +124,7 @@ def expand(session: Session, submission: Submission) -> None:
     have = {job.case_id for job in submission.jobs}
     for case in submission.phase.cases:
         if case.id not in have:
-            submission.jobs.append(Job(case=case, state="queued"))
+            submission.jobs.append(Job(case=case, state=transition(None, JobState.QUEUED)))
     session.flush()
 
 
@@ -153,13 +154,14 @@ def collect_work(settings: Settings, submission_ids: Iterable[int] | None = None
             definition = ChallengeDefinition.model_validate(submission.phase.challenge.definition)
             resources = {"num_cpus": definition.limits.cpus, "num_gpus": definition.limits.gpus}
             cap = definition.phase(submission.phase.slug).max_jobs_in_flight_per_participant
-            if submission.state == "queued":
-                submission.state, submission.started_at = "running", utcnow()
+            if submission.state == SubmissionState.QUEUED:
+                submission.state = transition(submission.state, SubmissionState.RUNNING)
+                submission.started_at = utcnow()
             for job in submission.jobs:
                 if job.state not in UNFINISHED:
                     continue
-                stage = "evaluate" if job.state == "evaluating" else "run"
-                if job.state == "running":  # its driver stopped: its container may still run
+                stage = "evaluate" if job.state == JobState.EVALUATING else "run"
+                if job.state == JobState.RUNNING:  # its driver stopped: its container may still run
                     leftovers.append(casejob.container_name(_case_job(settings, submission, job, definition)))
                 pending.append(_Pending(job.id, submission.id, _case_job(settings, submission, job, definition),
                                         stage, resources, submission.participant, cap))
@@ -198,7 +200,7 @@ def _run(settings: Settings, submission_ids, on_progress, on_notice) -> list[int
                                  num_cpus=1, **task_env)(_evaluate_on_worker)
 
     def dispatch(item: _Pending):
-        _set_job(settings, item.job_id, state="running" if item.stage == "run" else "evaluating",
+        _set_job(settings, item.job_id, state=JobState.RUNNING if item.stage == "run" else JobState.EVALUATING,
                  started=item.stage == "run")
         if item.stage == "run":
             return run_remote.options(**item.resources).remote(item.case_job)
@@ -250,12 +252,12 @@ def _run(settings: Settings, submission_ids, on_progress, on_notice) -> list[int
         try:
             outcome = ray.get(ready[0])
         except Exception as exc:  # noqa: BLE001 - a worker or node lost beyond Ray's own retries
-            outcome = CaseOutcome(case=item.case_job.case, state="failed", reason="platform_error",
+            outcome = CaseOutcome(case=item.case_job.case, state=JobState.FAILED, reason="platform_error",
                                   platform_error=True, platform_log=f"{type(exc).__name__}: {exc}",
                                   detail="the platform lost the case's worker; the case will be run again, "
                                          "and this does not count against the submission")
         retry, outcome = _record_safely(settings, item, outcome)
-        if outcome.state == "evaluating" and not _cancelled(settings, item.submission_id):
+        if outcome.state == JobState.EVALUATING and not _cancelled(settings, item.submission_id):
             nxt = dataclasses.replace(item, stage="evaluate")
             in_flight[dispatch(nxt)] = nxt
             continue
@@ -289,7 +291,7 @@ def _run(settings: Settings, submission_ids, on_progress, on_notice) -> list[int
 
 def _cancelled(settings: Settings, submission_id: int) -> bool:
     with session_scope(settings.database_url) as session:
-        return session.get(Submission, submission_id).state == "cancelled"
+        return session.get(Submission, submission_id).state == SubmissionState.CANCELLED
 
 
 def cancel(settings: Settings, submission_id: int) -> int:
@@ -304,8 +306,8 @@ def cancel(settings: Settings, submission_id: int) -> int:
         expand(session, submission)
         jobs = [j for j in submission.jobs if j.state in UNFINISHED]
         for job in jobs:
-            job.state, job.finished_at = "cancelled", utcnow()
-        submission.state, submission.finished_at = "cancelled", utcnow()
+            job.state, job.finished_at = transition(job.state, JobState.CANCELLED), utcnow()
+        submission.state, submission.finished_at = transition(submission.state, SubmissionState.CANCELLED), utcnow()
         return len(jobs)
 
 
@@ -327,10 +329,12 @@ def _describe_cluster() -> str:
     return f"{total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU in all"
 
 
-def _set_job(settings: Settings, job_id: int, state: str, started: bool = False) -> None:
+def _set_job(settings: Settings, job_id: int, state: JobState, started: bool = False) -> None:
     with session_scope(settings.database_url) as session:
         job = session.get(Job, job_id)
-        job.state = state
+        if job.state == JobState.CANCELLED:  # cancelled since it was picked: its outcome is not recorded
+            return
+        job.state = transition(job.state, state)
         if started:
             job.started_at = utcnow()
             job.attempts += 1
@@ -345,7 +349,7 @@ def _record_safely(settings: Settings, item: _Pending, outcome: CaseOutcome) -> 
     except Exception:  # noqa: BLE001
         trace = traceback.format_exc()[-4000:]
         log.error("recording job %s failed: %s", item.job_id, trace)
-    fault = CaseOutcome(case=outcome.case, state="failed", reason="platform_error", platform_error=True,
+    fault = CaseOutcome(case=outcome.case, state=JobState.FAILED, reason="platform_error", platform_error=True,
                         node=outcome.node, detail="the platform failed while recording the case; the case will "
                         "be run again, and this does not count against the submission",
                         platform_log=f"recording the outcome failed:\n{trace}")
@@ -367,23 +371,23 @@ def _record(settings: Settings, item: _Pending, outcome: CaseOutcome) -> bool:
     """Write a job's outcome; return True when it should be retried (a platform fault)."""
     with session_scope(settings.database_url) as session:
         job = session.get(Job, item.job_id)
-        if job.state == "cancelled":
+        if job.state == JobState.CANCELLED:
             return False
         if item.stage == "run":  # the node that ran (or tried) the algorithm, not the one that evaluated it
             job.node = outcome.node
         if outcome.platform_error:  # never the participant's: the job stays queued
-            job.state, job.detail = "queued", _storable(outcome.detail)
+            job.state, job.detail = transition(job.state, JobState.QUEUED), _storable(outcome.detail)
             job.platform_log = _storable(outcome.platform_log or outcome.detail)
             return job.attempts < MAX_PLATFORM_ATTEMPTS  # retry now, or in a later run
-        job.state = outcome.state
+        job.state = transition(job.state, JobState(outcome.state))
         job.reason, job.detail = outcome.reason, _storable(outcome.detail)
         if outcome.runtime_seconds is not None:
             job.runtime_seconds = outcome.runtime_seconds
         if item.stage == "run":
             job.stdout_tail, job.stderr_tail = _storable(outcome.stdout_tail), _storable(outcome.stderr_tail)
-        if outcome.state != "evaluating":
+        if outcome.state != JobState.EVALUATING:
             job.finished_at = utcnow()
-        if outcome.state == "succeeded":
+        if outcome.state == JobState.SUCCEEDED:
             job.pooled = {"pooled": outcome.pooled, "notes": outcome.notes}
             job.metrics.clear()
             session.flush()
@@ -414,7 +418,8 @@ def _finish_ready(settings: Settings, submission_ids: Iterable[int] | None,
             if not submission.jobs or any(j.state in UNFINISHED for j in submission.jobs):
                 continue
             leaderboard.summarize_submission(session, submission)
-            submission.state = "succeeded" if any(j.state == "succeeded" for j in submission.jobs) else "failed"
+            submission.state = transition(submission.state, SubmissionState.SUCCEEDED if any(
+                j.state == JobState.SUCCEEDED for j in submission.jobs) else SubmissionState.FAILED)
             submission.finished_at = utcnow()
             finished.append(submission.id)
             phases.add(submission.phase_id)
@@ -445,20 +450,22 @@ def prepare_reevaluation(settings: Settings, submission_ids: Iterable[int]) -> l
         for sid in ids:
             if sid not in found:
                 raise SubmissionError(f"no submission {sid}")
-            if found[sid].state not in ("succeeded", "failed"):
+            if found[sid].state not in (SubmissionState.SUCCEEDED, SubmissionState.FAILED):
                 raise SubmissionError(f"submission {sid} is {found[sid].state}: only ended submissions are "
                                       "re-evaluated")
         for submission in found.values():
-            submission.evaluation_state, submission.evaluation_detail = None, ""  # its container runs again
+            submission.evaluation_state = EVALUATIONS.move(submission.evaluation_state, None)  # it runs again
+            submission.evaluation_detail = ""
             if submission.phase.challenge.definition["evaluation"].get("task") is None:
-                submission.state = "running"  # scored by the evaluation container alone: no job reruns
+                # scored by the evaluation container alone: no job reruns
+                submission.state = transition(submission.state, SubmissionState.RUNNING)
                 continue
             for job in submission.jobs:
                 # an output the evaluator rejected is stored too, and may pass a changed recipe
-                if job.state == "succeeded" or (job.reason == "invalid_output"
+                if job.state == JobState.SUCCEEDED or (job.reason == "invalid_output"
                                                 and _has_prediction(settings, submission, job)):
-                    job.state = "evaluating"
-            submission.state = "running"
+                    job.state = transition(job.state, JobState.EVALUATING)
+            submission.state = transition(submission.state, SubmissionState.RUNNING)
     return ids
 
 

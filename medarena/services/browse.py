@@ -34,11 +34,12 @@ from medarena.platform.database import (
     utcnow,
 )
 from medarena.platform.settings import Settings
+from medarena.platform.states import ENDED_SUBMISSION, JobState, SubmissionState
 from medarena.services import access
 from medarena.services.access import SubmissionView
 
-FINISHED = "succeeded"
-JOB_STATES = ("queued", "running", "evaluating", "succeeded", "failed", "cancelled")
+FINISHED = SubmissionState.SUCCEEDED
+JOB_STATES = tuple(JobState)
 
 
 @dataclass(frozen=True)
@@ -291,7 +292,7 @@ def _bootstrap_ranks(url: str, phase_id: int, computed: str, ranked: int) -> tup
             _ranking, _note, recipe, table = compute_ranking(session, phase)
             if recipe is None:
                 return pd.DataFrame(), None
-            submissions = [s.id for s in phase.submissions if s.state in ("succeeded", "failed")]
+            submissions = [s.id for s in phase.submissions if s.state in ENDED_SUBMISSION]
             data = case_values(table, recipe, cases=[c.name for c in phase.cases], submissions=submissions)
         stability = stability_values(data, recipe)
     except RankingError as exc:
@@ -428,7 +429,7 @@ def failed_cases(settings: Settings, caller: Identity | None, submission_id: int
             return []
         jobs = session.execute(
             select(Job, Case.name).join(Case, Job.case_id == Case.id)
-            .where(Job.submission_id == submission_id, Job.state == "failed").order_by(Case.name)).all()
+            .where(Job.submission_id == submission_id, Job.state == JobState.FAILED).order_by(Case.name)).all()
         return [FailedCase(case=name, reason=job.reason or "", detail=(job.detail or "") if view.details else "",
                            stdout_tail=(job.stdout_tail or "") if view.logs else "",
                            stderr_tail=(job.stderr_tail or "") if view.logs else "",
