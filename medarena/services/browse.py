@@ -39,7 +39,7 @@ from medarena.services import access
 from medarena.services.access import SubmissionView
 
 FINISHED = SubmissionState.SUCCEEDED
-JOB_STATES = tuple(JobState)
+JOB_STATES = tuple(s.value for s in JobState)
 
 
 @dataclass(frozen=True)
