@@ -30,7 +30,7 @@ FINAL = FINAL_SUBMISSION  # a job ends in the same states
 
 
 def _settings():
-    from medarena.platform.settings import load_settings
+    from medarena.services.settings import load_settings
 
     return load_settings()
 
@@ -131,7 +131,7 @@ def _as_tarball(image: str) -> Path:
     target = folder / (re.sub(r"[^A-Za-z0-9_.-]", "_", image)[:100] + ".tar")
     env = dict(os.environ)
     if engine.endswith("podman"):
-        from medarena.platform.runner import podman_env
+        from medarena.services.containers import podman_env
 
         env = podman_env()
     with console.status(f"exporting {image} with {Path(engine).name} save"):

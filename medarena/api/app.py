@@ -16,8 +16,8 @@ from medarena.api.limits import BodyLimit
 from medarena.api.routers import auth, challenges, submissions
 from medarena.errors import MedarenaError, Unauthenticated
 from medarena.evaluators.ranking import RankingError
-from medarena.platform.settings import Settings, load_settings
 from medarena.services import uploads
+from medarena.services.settings import Settings, load_settings
 
 SWEEP_SECONDS = 600
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from medarena.accounts.tokens import Identity
 from medarena.errors import NotFound
 from medarena.evaluators.tasks import WHOLE_CASE
+from medarena.platform.casestore import open_store
 from medarena.platform.challenges import DefinitionError, PhaseDefinition
 from medarena.platform.database import (
     Case,
@@ -452,3 +453,10 @@ def case_image_submission(settings: Settings, caller: Identity | None, submissio
         cases = list(session.scalars(select(Case.name).join(Job, Job.case_id == Case.id)
                                      .where(Job.submission_id == submission_id).order_by(Case.name)))
     return submission_info(settings, caller, submission_id), cases
+
+
+def case_node(store_url: str, case: str, socket: str):
+    """One socket of one case in a case store, opened read-only (a zarr array, or a group whose
+    attributes hold a JSON value), for a page that has checked with :func:`case_image_submission`
+    that its viewer may see the case's images."""
+    return open_store(store_url, mode="r")[f"{case}/{socket}"]
