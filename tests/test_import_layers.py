@@ -51,7 +51,7 @@ def copy_of_the_package(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize(("module", "line", "broken"), [
     # an evaluator reading the database: below the platform, and impure
-    ("medarena/evaluators/_probe.py", "import medarena.platform.database\n", {LAYERS, PURE}),
+    ("medarena/evaluators/_probe.py", "import medarena.platform.database\n", {LAYERS, PURE, PROTECTED}),
     ("medarena/evaluators/_probe.py", "import sqlalchemy\n", {PURE}),
     # the platform calling up into the command line
     ("medarena/platform/_probe.py", "from medarena import cli\n", {LAYERS}),

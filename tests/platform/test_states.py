@@ -239,3 +239,72 @@ def test_the_design_page_shows_the_table():
     page = (REPO / "docs" / "design.md").read_text(encoding="utf-8")
     for machine in MACHINES:
         assert states.markdown_table(machine) in page, machine.kind
+
+
+# ------------------------------------------------------------------ in the database
+
+def _submission_with_jobs(home, job_states: list[str], state: str = "running") -> tuple[int, list[int]]:
+    from medarena.platform.database import Case, Challenge, Job, Phase, Submission, session_scope
+    from tests.platform.challenge_data import definition
+
+    with session_scope(home.database_url) as session:
+        phase = Phase(slug="test", challenge=Challenge(slug="toy", title="Toy", definition=definition()))
+        submission = Submission(phase=phase, participant="ann", image="i", image_digest="d", state=state)
+        for i, job_state in enumerate(job_states):
+            submission.jobs.append(Job(case=Case(phase=phase, name=f"case{i}", checksum="0"), state=job_state))
+        session.add(submission)
+        session.flush()
+        return submission.id, [j.id for j in submission.jobs]
+
+
+def test_states_are_stored_as_their_plain_values(home):
+    from sqlalchemy import text
+
+    from medarena.platform.database import session_scope
+
+    sid, _ = _submission_with_jobs(home, [JobState.EVALUATING], state=SubmissionState.RUNNING)
+    with session_scope(home.database_url) as session:
+        assert session.execute(text("SELECT state FROM submissions WHERE id = :i"), {"i": sid}).scalar() == "running"
+        assert session.execute(text("SELECT state FROM jobs")).scalars().all() == ["evaluating"]
+
+
+def test_a_job_cancelled_while_it_waits_to_be_dispatched_stays_cancelled(home):
+    from medarena.platform import scheduler
+    from medarena.platform.database import Job, Submission, session_scope
+
+    sid, (job_id,) = _submission_with_jobs(home, ["queued"])
+    assert scheduler.cancel(home, sid) == 1
+    scheduler._set_job(home, job_id, JobState.RUNNING, started=True)
+    with session_scope(home.database_url) as session:
+        job = session.get(Job, job_id)
+        assert (job.state, job.attempts, job.started_at) == ("cancelled", 0, None)
+        assert session.get(Submission, sid).state == "cancelled"
+
+
+def test_an_outcome_for_a_job_that_ended_is_refused_and_nothing_is_written(home):
+    from medarena.platform import scheduler
+    from medarena.platform.casejob import CaseOutcome
+    from medarena.platform.database import Job, session_scope
+
+    sid, (job_id,) = _submission_with_jobs(home, ["succeeded"])
+    item = scheduler._Pending(job_id, sid, None, "evaluate", {})
+    outcome = CaseOutcome(case="case0", state=JobState.FAILED, reason="invalid_output", detail="late")
+    with pytest.raises(IllegalTransition, match="a job cannot go from succeeded to failed"):
+        scheduler._record(home, item, outcome)
+    with session_scope(home.database_url) as session:
+        job = session.get(Job, job_id)
+        assert (job.state, job.reason, job.detail) == ("succeeded", None, "")
+
+
+def test_reevaluation_moves_ended_submissions_through_the_table(home):
+    from medarena.platform import scheduler
+    from medarena.platform.database import Submission, session_scope
+
+    sid, _ = _submission_with_jobs(home, ["succeeded", "failed"], state="succeeded")
+    with session_scope(home.database_url) as session:
+        session.get(Submission, sid).evaluation_state = EVALUATIONS.move(None, EvaluationState.FAILED)
+    assert scheduler.prepare_reevaluation(home, [sid]) == [sid]
+    with session_scope(home.database_url) as session:
+        submission = session.get(Submission, sid)
+        assert (submission.state, submission.evaluation_state) == ("running", None)
+        assert [j.state for j in submission.jobs] == ["evaluating", "failed"]  # no stored output: kept
