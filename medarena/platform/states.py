@@ -150,6 +150,7 @@ ROLES = Machine("role", RoleState, {
 })
 
 MACHINES = {m.states: m for m in (JOBS, SUBMISSIONS, EVALUATIONS, UPLOADS, ROLES)}
+del J, S, E, U, R
 
 
 T = TypeVar("T", bound=StrEnum)
@@ -159,7 +160,10 @@ def transition(current: str | None, new: T) -> T:
     """``new`` if its kind of state may move there from ``current`` (as stored); else
     :class:`IllegalTransition`. The kind is ``new``'s enum; a reset to ``None`` uses the machine's
     own :meth:`Machine.move`."""
-    return MACHINES[type(new)].move(current, new)
+    machine = MACHINES.get(type(new))
+    if machine is None:
+        raise TypeError(f"transition() takes a member of one of the state enums, not {new!r}")
+    return machine.move(current, new)
 
 
 def markdown_table(machine: Machine) -> str:

@@ -111,6 +111,11 @@ def test_resetting_an_evaluation():
     assert EVALUATIONS.move(None, None) is None
 
 
+def test_the_new_state_must_be_an_enum_member():
+    with pytest.raises(TypeError, match="not 'running'"):
+        transition("queued", "running")
+
+
 def test_a_stored_value_that_is_no_state_is_refused():
     with pytest.raises(IllegalTransition, match=r"'finished' is not a job state \(one of queued, running"):
         transition("finished", J.RUNNING)
