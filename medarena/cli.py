@@ -16,6 +16,7 @@ from rich.text import Text
 
 from medarena.cli_common import fails_cleanly
 from medarena.display import json_text, plain, visible
+from medarena.services.states import EvaluationState, JobState
 
 app = typer.Typer(help="medarena: run medical-imaging challenges.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -33,7 +34,7 @@ ModelOpt = Annotated[Path | None, typer.Option(
 
 
 def _settings():
-    from medarena.platform.settings import load_settings
+    from medarena.services.settings import load_settings
 
     return load_settings()
 
@@ -44,9 +45,9 @@ def _settings():
 @fails_cleanly
 def challenge_create(file: Path):
     """Validate a challenge definition (YAML) and store it (an existing one is updated)."""
-    from medarena.platform import organizer
+    from medarena.services import local
 
-    challenge, created = organizer.create_challenge(_settings(), file)
+    challenge, created = local.create_challenge(_settings(), file)
     console.print(Text.assemble(f"{'created' if created else 'updated'} challenge ", plain(challenge, "bold"),
                                 " from ", plain(file)))
 
@@ -55,10 +56,10 @@ def challenge_create(file: Path):
 @fails_cleanly
 def challenge_list():
     """List the challenges."""
-    from medarena.platform import organizer
+    from medarena.services import local
 
     table = _table("slug", "title", "task", "phases", "cases")
-    for row in organizer.list_challenges(_settings()):
+    for row in local.list_challenges(_settings()):
         table.add_row(*map(plain, row))
     console.print(table)
 
@@ -69,9 +70,9 @@ def challenge_show(slug: str):
     """Show a challenge: its phases, interface, evaluation and ranking."""
     from rich.highlighter import JSONHighlighter
 
-    from medarena.platform import organizer
+    from medarena.services import local
 
-    text = json_text(organizer.show_challenge(_settings(), slug))
+    text = json_text(local.show_challenge(_settings(), slug))
     console.print(JSONHighlighter()(Text(text)), soft_wrap=True)
 
 
@@ -81,11 +82,11 @@ def challenge_show(slug: str):
 @fails_cleanly
 def data_ingest(source: Path, challenge: Challenge, phase: PhaseOpt):
     """Ingest SOURCE/<socket>/<case>.<ext> into the phase's input and reference stores."""
-    from medarena.platform import organizer
+    from medarena.services import local
 
     with _progress(transient=True) as progress:  # an error is then the only line left
         task = progress.add_task("ingesting", total=None)
-        n = organizer.ingest_phase(_settings(), challenge, phase, source,
+        n = local.ingest_phase(_settings(), challenge, phase, source,
                                    progress=lambda case: progress.advance(task))
     console.print(plain(f"ingested {n} cases into {challenge}/{phase}"))
 
@@ -104,13 +105,13 @@ def submit(image: Annotated[str, typer.Argument(help="an image tarball (podman/d
 
     Logged in (`medarena login`), the image goes to the server in parts; otherwise it is recorded
     in the local database."""
-    from medarena.platform import organizer
+    from medarena.services import local
 
     if client := cli_remote.connected():
         return cli_remote.submit(client, image, challenge, phase, comment, follow, model)
     if participant is None:
         raise typer.BadParameter("--participant/-u is needed without a login (`medarena login URL`)")
-    submission_id, digest = organizer.submit(_settings(), challenge, phase, participant, image, comment, model)
+    submission_id, digest = local.submit(_settings(), challenge, phase, participant, image, comment, model)
     console.print(plain(f"submission {submission_id} queued ({digest[:19]})"))
 
 
@@ -126,7 +127,7 @@ def _notice(text: str) -> None:
 
 
 def _run_with_progress(submission_ids) -> list[int]:
-    from medarena.platform import scheduler
+    from medarena.services import local
 
     with _progress() as progress:
         task = progress.add_task("cases", total=None)
@@ -136,7 +137,7 @@ def _run_with_progress(submission_ids) -> list[int]:
                             description=visible(f"cases (last: {outcome.case} {outcome.state})") if outcome
                             else "cases")
 
-        finished = scheduler.run(_settings(), submission_ids, on_progress=on_progress,
+        finished = local.run(_settings(), submission_ids, on_progress=on_progress,
                                  on_notice=_notice)
     if finished:
         console.print(f"finished submissions: {', '.join(map(str, finished))}")
@@ -149,13 +150,13 @@ def _run_with_progress(submission_ids) -> list[int]:
 @fails_cleanly
 def worker(poll: Annotated[float, typer.Option(help="seconds between looks for new submissions")] = 5.0):
     """Run submissions as they arrive, until stopped."""
-    from medarena.platform import scheduler
+    from medarena.services import local
 
     console.print("worker started; Ctrl-C stops it (unfinished cases resume on the next start)")
     while True:
         try:
-            scheduler.run(_settings())
-        except scheduler.SchedulerError:
+            local.run(_settings())
+        except local.SchedulerError:
             raise
         except Exception as exc:  # noqa: BLE001 - Ray failing to start on a loaded machine, a lost database
             _notice(f"worker: {type(exc).__name__}: {str(exc)[:300]}; trying again in {poll:g} s")
@@ -166,9 +167,9 @@ def worker(poll: Annotated[float, typer.Option(help="seconds between looks for n
 @fails_cleanly
 def reevaluate(submission: Annotated[list[int], typer.Argument()]):
     """Score stored predictions again with the current recipe (no algorithm runs again)."""
-    from medarena.platform import scheduler
+    from medarena.services import local
 
-    scheduler.reevaluate(_settings(), submission, on_notice=_notice)
+    local.reevaluate(_settings(), submission, on_notice=_notice)
     console.print(f"re-evaluated submissions {', '.join(map(str, submission))}")
 
 
@@ -176,12 +177,12 @@ def reevaluate(submission: Annotated[list[int], typer.Argument()]):
 @fails_cleanly
 def cancel(submission: int):
     """Cancel a queued or running submission; it does not count against the participant's limit."""
-    from medarena.platform import scheduler
+    from medarena.services import local
 
     if client := cli_remote.connected():
         return cli_remote.cancel(client, submission)
 
-    n = scheduler.cancel(_settings(), submission)
+    n = local.cancel(_settings(), submission)
     console.print(f"cancelled submission {submission} ({n} cases not run)")
 
 
@@ -189,13 +190,13 @@ def cancel(submission: int):
 @fails_cleanly
 def status(challenge: Annotated[str | None, typer.Option("--challenge", "-c")] = None):
     """Submissions with their state and per-state case counts."""
-    from medarena.platform import organizer
+    from medarena.services import local
 
     if client := cli_remote.connected():
         return cli_remote.status(client, challenge)
 
     table = _table("id", "challenge/phase", "participant", "state", "cases", "submitted", "image", "model")
-    for row in organizer.submission_status(_settings(), challenge):
+    for row in local.submission_status(_settings(), challenge):
         table.add_row(*map(plain, row))
     console.print(table)
 
@@ -205,19 +206,19 @@ def status(challenge: Annotated[str | None, typer.Option("--challenge", "-c")] =
 def results(submission: int, output: Annotated[Path | None, typer.Option(help="write JSON here")] = None,
             logs: Annotated[bool, typer.Option(help="print the stdout and stderr tails of failed cases")] = False):
     """Per-case states, reasons, runtimes and metrics of a submission."""
-    from medarena.platform import organizer
+    from medarena.services import local
 
     if client := cli_remote.connected():
         return cli_remote.results(client, submission, output, logs)
 
-    data = organizer.submission_results(_settings(), submission)
+    data = local.submission_results(_settings(), submission)
     console.print(f"image {data['image_digest']}" + (f"  model {data['model_digest']}" if data["model_digest"] else ""),
                   highlight=False)
-    if data["evaluation_state"] == "failed":
+    if data["evaluation_state"] == EvaluationState.FAILED:
         console.print(Text(f"evaluation failed (the organizer's to fix): {data['evaluation_detail']}"))
     _print_case_table(data["cases"])
     for case in data["cases"] if logs else []:
-        if case["state"] == "failed" and (case["stdout_tail"] or case["stderr_tail"]):
+        if case["state"] == JobState.FAILED and (case["stdout_tail"] or case["stderr_tail"]):
             console.rule(plain(f"{case['case']}: {case['reason']}"))
             for name in ("stdout_tail", "stderr_tail"):
                 if case[name].strip():
@@ -271,14 +272,14 @@ def try_(image: str, challenge: Challenge, phase: PhaseOpt,
 
     Nothing is written to the database.
     """
-    from medarena.platform import organizer
+    from medarena.services import local
 
     with _progress() as progress:
         task = progress.add_task("cases", total=None)
-        rows = organizer.try_image(_settings(), image, challenge, phase, case,
+        rows = local.try_image(_settings(), image, challenge, phase, case,
                                    on_progress=lambda d, t: progress.update(task, completed=d, total=t), model=model)
     _print_case_table(rows)
-    failed = [r for r in rows if r["state"] != "succeeded"]
+    failed = [r for r in rows if r["state"] != JobState.SUCCEEDED]
     if failed:
         raise typer.Exit(1)
 
@@ -303,7 +304,7 @@ def evaluate(
     """Score prediction files against reference files (no container, no database)."""
     import yaml
 
-    from medarena.platform.offline import EvaluationSetupError, build_settings, evaluate_files, write_json
+    from medarena.services.offline import EvaluationSetupError, build_settings, evaluate_files, write_json
 
     base = {}
     if config:
@@ -337,7 +338,7 @@ def evaluate(
 
 
 def _parse_labels(text: str) -> dict[str, int]:
-    from medarena.platform.offline import EvaluationSetupError
+    from medarena.services.offline import EvaluationSetupError
 
     labels = {}
     for part in text.split(","):
@@ -375,9 +376,9 @@ def rank(challenge: Challenge, phase: PhaseOpt,
          bootstrap: Annotated[int | None, typer.Option(help="bootstrap resamples")] = None,
          output: Annotated[Path | None, typer.Option(help="write the ranking report (CSV, PNG, HTML) here")] = None):
     """Rank a phase (no algorithm or evaluation reruns) and optionally export the report."""
-    from medarena.platform import organizer
+    from medarena.services import local
 
-    ranking, files = organizer.rank(_settings(), challenge, phase, method, bootstrap, output)
+    ranking, files = local.rank(_settings(), challenge, phase, method, bootstrap, output)
     shown = [c for c in ranking.columns if c in ("submission", "rank", "score", "n_missing", "rank_lo", "rank_hi")
              or c.endswith("_aggregate")]
     table = _table(*shown)
@@ -417,7 +418,7 @@ def demo(port: int = 8501, serve: Annotated[bool, typer.Option(help="start the d
     dashboard, demo accounts, and the example algorithms submitted through the API, until Ctrl-C.
     --no-service: create, ingest, submit, run and print the leaderboard in this process, then the
     dashboard (--no-serve: stop after the leaderboard)."""
-    from medarena.platform import demo as demo_module
+    from medarena.services import demo as demo_module
 
     if service and serve:
         from medarena import cli_demo

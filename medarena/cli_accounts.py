@@ -18,7 +18,7 @@ console = Console()
 
 
 def _settings():
-    from medarena.platform.settings import load_settings
+    from medarena.services.settings import load_settings
 
     return load_settings()
 

@@ -19,7 +19,7 @@ def fails_cleanly(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from medarena.platform.errors import USER_ERRORS, exit_code
+        from medarena.services.errors import USER_ERRORS, exit_code
 
         try:
             return fn(*args, **kwargs)

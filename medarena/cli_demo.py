@@ -28,8 +28,8 @@ ORGANIZER, ADMIN = "organizer", "admin"
 
 def run(api_port: int = 8000, dashboard_port: int = 8501, host: str = "127.0.0.1", task: str = "segmentation",
         cases: int | None = None) -> None:
-    from medarena.platform import demo as demo_module
-    from medarena.platform.settings import load_settings
+    from medarena.services import demo as demo_module
+    from medarena.services.settings import load_settings
 
     settings = load_settings()
     demo = demo_module.get_demo(task)
@@ -65,18 +65,13 @@ def _interrupt(*_) -> None:
 
 
 def _prepare_challenge(settings, demo, cases: int | None) -> None:
-    from medarena.platform import organizer
-    from medarena.platform.database import session_scope
-    from medarena.platform.demo import PHASE
-    from medarena.platform.submissions import find_phase
+    from medarena.services import local
+    from medarena.services.demo import PHASE
 
-    organizer.create_challenge(settings, demo.definition)
-    with session_scope(settings.database_url) as session:
-        phase, _ = find_phase(session, demo.challenge, PHASE)
-        has_cases = bool(phase.cases)
-    if not has_cases:
+    local.create_challenge(settings, demo.definition)
+    if not local.phase_has_cases(settings, demo.challenge, PHASE):
         source = demo.write_source(settings.home / "demo-source" / demo.task, cases or demo.cases)
-        console.print(f"ingested {organizer.ingest_phase(settings, demo.challenge, PHASE, source)} demo cases")
+        console.print(f"ingested {local.ingest_phase(settings, demo.challenge, PHASE, source)} demo cases")
 
 
 def _accounts(settings, demo) -> dict[str, tuple[str, str]]:
@@ -158,7 +153,7 @@ def _wait_for(api: str, children) -> None:
 
 def _submit_examples(api: str, demo, passwords: dict[str, tuple[str, str]]) -> None:
     """Each demo participant submits their example image through the API, once."""
-    from medarena.platform.demo import IMAGE, PHASE
+    from medarena.services.demo import IMAGE, PHASE
 
     for user, algorithm in demo.algorithms.items():
         image = IMAGE.format(algorithm)

@@ -22,14 +22,15 @@ from rich.text import Text
 from medarena import client as remote
 from medarena.cli_common import fails_cleanly
 from medarena.errors import InvalidInput, NotFound, PlatformFault
+from medarena.services.states import FINAL_SUBMISSION, HELD_UPLOAD, JobState
 
 console = Console()
 err = Console(stderr=True)
-FINAL = ("succeeded", "failed", "cancelled")
+FINAL = FINAL_SUBMISSION  # a job ends in the same states
 
 
 def _settings():
-    from medarena.platform.settings import load_settings
+    from medarena.services.settings import load_settings
 
     return load_settings()
 
@@ -147,7 +148,7 @@ def _as_tarball(image: str) -> Path:
     target = folder / (re.sub(r"[^A-Za-z0-9_.-]", "_", image)[:100] + ".tar")
     env = dict(os.environ)
     if engine.endswith("podman"):
-        from medarena.platform.runner import podman_env
+        from medarena.services.containers import podman_env
 
         env = podman_env()
     with console.status(f"exporting {image} with {Path(engine).name} save"):
@@ -200,7 +201,7 @@ def _resume_or_create(client: remote.Client, challenge: str, phase: str, path: P
     if known:
         try:
             upload = client.call("GET", f"/api/v1/uploads/{known}")
-            if upload["state"] in ("open", "complete") and upload.get("kind", "image") == kind:
+            if upload["state"] in HELD_UPLOAD and upload.get("kind", "image") == kind:
                 err.print(f"resuming upload {known} at part {upload['next_part']}", style="dim")
                 return upload
         except (NotFound, remote.errors.Conflict):
@@ -279,7 +280,7 @@ def results(client: remote.Client, submission_id: int, output: Path | None, logs
     _print_scores(data)
     if logs:
         for case in client.call("GET", f"/api/v1/submissions/{submission_id}/logs")["cases"]:
-            if case["state"] == "failed" and (case["stdout"].strip() or case["stderr"].strip()):
+            if case["state"] == JobState.FAILED and (case["stdout"].strip() or case["stderr"].strip()):
                 console.rule(Text(f"{case['case']}: {case['reason']}"))
                 for name in ("stdout", "stderr"):
                     if case[name].strip():

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from medarena.accounts.passwords import hash_password
 from medarena.errors import Conflict, InvalidInput, NotFound
 from medarena.platform.account_tables import ChallengeRole, User
+from medarena.platform.states import RoleState, transition
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
 ROLES = ("organizer", "participant")
@@ -63,16 +64,18 @@ def role_of(session: Session, user_id: int, challenge_id: int, role: str) -> Cha
         ChallengeRole.user_id == user_id, ChallengeRole.challenge_id == challenge_id, ChallengeRole.role == role))
 
 
-def grant(session: Session, user: User, challenge_id: int, role: str, state: str = "approved") -> ChallengeRole:
+def grant(session: Session, user: User, challenge_id: int, role: str,
+          state: RoleState = RoleState.APPROVED) -> ChallengeRole:
     """Give a user a role in a challenge (an existing one keeps its row, with the new state)."""
     if role not in ROLES:
         raise InvalidInput(f"role {role!r}: one of {', '.join(ROLES)}")
     row = role_of(session, user.id, challenge_id, role)
     if row is None:
-        row = ChallengeRole(user_id=user.id, challenge_id=challenge_id, role=role, state=state)
+        row = ChallengeRole(user_id=user.id, challenge_id=challenge_id, role=role,
+                           state=transition(None, state))
         session.add(row)
     else:
-        row.state = state
+        row.state = transition(row.state, state)
     session.flush()
     return row
 

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
                     workers=args.workers, log_level="warning")
         return
     from medarena.api.app import create_app
-    from medarena.platform.settings import load_settings
+    from medarena.services.settings import load_settings
 
     uvicorn.run(create_app(load_settings()), host=args.host, port=args.port, log_level="warning")
 

@@ -15,8 +15,9 @@ from medarena import __version__
 from medarena.api.limits import BodyLimit
 from medarena.api.routers import auth, challenges, submissions
 from medarena.errors import MedarenaError, Unauthenticated
-from medarena.platform.settings import Settings, load_settings
+from medarena.evaluators.ranking import RankingError
 from medarena.services import uploads
+from medarena.services.settings import Settings, load_settings
 
 SWEEP_SECONDS = 600
 
@@ -67,7 +68,6 @@ async def _medarena_error(request: Request, exc: MedarenaError) -> JSONResponse:
 async def _ranking_error(request: Request, exc: ValueError) -> JSONResponse:
     """A ranking that cannot be computed is the organizer's to fix (422); any other ValueError is
     a fault, answered as before. (Imported here: the ranking's module brings SciPy and pandas.)"""
-    from medarena.evaluators.ranking import RankingError
 
     if not isinstance(exc, RankingError):
         raise exc

@@ -9,8 +9,8 @@ from fastapi.responses import Response
 from fastapi.security import OAuth2PasswordBearer
 
 from medarena.accounts.tokens import Identity
-from medarena.platform.settings import Settings
 from medarena.services import accounts
+from medarena.services.settings import Settings
 
 bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 

@@ -12,7 +12,6 @@ from typing import Any
 import pandas as pd
 
 from medarena.accounts.tokens import Identity
-from medarena.platform.settings import Settings
 from medarena.services import browse
 from medarena.services.browse import (  # noqa: F401  (the pages use these names from here)
     CASE_COLUMNS,
@@ -29,6 +28,7 @@ from medarena.services.browse import (  # noqa: F401  (the pages use these names
     metric_column,
     rank_interval,
 )
+from medarena.services.settings import Settings
 
 
 @dataclass(frozen=True)

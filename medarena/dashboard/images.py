@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from medarena.platform.casestore import open_store  # noqa: E402
+from medarena.services.browse import case_node  # noqa: E402
 
 MASK_KINDS = ("segmentation", "heat-map")
 PREDICTION_COLOURS = ("#ff3b30", "#ff9500", "#ffcc00", "#af52de")
@@ -43,7 +43,7 @@ class Volume:
 
 def open_volume(store_url: str, case: str, socket: str) -> Volume:
     try:
-        node = open_store(store_url, mode="r")[f"{case}/{socket}"]
+        node = case_node(store_url, case, socket)
     except PermissionError as exc:  # an object store that refuses the site's credentials
         raise MissingStore(f"the store refused access ({str(exc)[:200]})") from exc
     except Exception as exc:  # zarr raises several kinds for missing paths
@@ -57,7 +57,7 @@ def open_volume(store_url: str, case: str, socket: str) -> Volume:
 
 def read_json(store_url: str, case: str, socket: str) -> Any:
     try:
-        return dict(open_store(store_url, mode="r")[f"{case}/{socket}"].attrs).get("value")
+        return dict(case_node(store_url, case, socket).attrs).get("value")
     except Exception as exc:
         raise MissingStore(f"no {socket!r} for case {case!r} in {store_url}") from exc
 
@@ -69,7 +69,7 @@ def slice_count(volume: Volume, axis: int) -> int:
 def read_slice(volume: Volume, axis: int = 0, index: int | None = None) -> np.ndarray:
     """A 2D plane (plus colour/vector components, if any) of a 2D or 3D image; a 3D image is cut
     at ``index`` along ``axis`` (the middle when None)."""
-    node = open_store(volume.store_url, mode="r")[f"{volume.case}/{volume.socket}"]
+    node = case_node(volume.store_url, volume.case, volume.socket)
     if volume.ndim == 2:
         return np.asarray(node[...])
     index = volume.shape[axis] // 2 if index is None else index

@@ -12,8 +12,8 @@ import streamlit as st
 from medarena.dashboard.data import Viewer
 from medarena.display import markdown_literal, visible
 from medarena.errors import MedarenaError, Unauthenticated
-from medarena.platform.settings import Settings, load_settings
 from medarena.services import accounts
+from medarena.services.settings import Settings, load_settings
 
 CHALLENGES = "views/challenges.py"
 LEADERBOARD = "views/leaderboard.py"

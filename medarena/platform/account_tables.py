@@ -12,6 +12,7 @@ from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
 from medarena.platform.database import Base, utcnow
+from medarena.platform.states import RoleState, UploadState
 
 
 class User(Base):
@@ -34,7 +35,7 @@ class ChallengeRole(Base):
     challenge_id: Mapped[int] = mapped_column(ForeignKey("challenges.id"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     role: Mapped[str] = mapped_column(String(20))
-    state: Mapped[str] = mapped_column(String(20), default="approved")
+    state: Mapped[str] = mapped_column(String(20), default=RoleState.APPROVED)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -65,7 +66,7 @@ class Upload(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     part_size: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(20), default="open")  # open | complete | used | expired | failed
+    state: Mapped[str] = mapped_column(String(20), default=UploadState.OPEN)  # see UploadState
     image_digest: Mapped[str | None] = mapped_column(String(100))  # the image's, or the model tarball's sha256
     kind: Mapped[str] = mapped_column(String(10), default="image", server_default="image")  # image | model
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

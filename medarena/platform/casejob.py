@@ -24,6 +24,7 @@ from medarena.platform.containers import servers as case_servers
 from medarena.platform.contract import InvalidOutput, MissingOutput, OutputTooLarge, read_outputs, write_inputs
 from medarena.platform.outputfs import OutputFolder, remove_tree
 from medarena.platform.runner import RunnerError
+from medarena.platform.states import JobState
 
 MODEL_MOUNT = "/opt/ml/model"
 LAZY_VOXELS = 256**3  # above this, a segmentation case is evaluated from its zarr chunks
@@ -53,7 +54,7 @@ class CaseJob:
 @dataclass
 class CaseOutcome:
     case: str
-    state: str  # "evaluating" (algorithm done), "succeeded" or "failed"
+    state: JobState  # EVALUATING (algorithm done), SUCCEEDED or FAILED
     reason: str | None = None
     detail: str = ""
     stdout_tail: str = ""
@@ -118,7 +119,7 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
 def _collect(job: CaseJob, definition: ChallengeDefinition, values: dict[str, Any], result,
              output_path: Path) -> CaseOutcome:
     """The outcome of a container run: its failure, or its outputs checked and stored."""
-    outcome = CaseOutcome(case=job.case, state="failed", stdout_tail=result.stdout_tail,
+    outcome = CaseOutcome(case=job.case, state=JobState.FAILED, stdout_tail=result.stdout_tail,
                           stderr_tail=result.stderr_tail, runtime_seconds=result.runtime_seconds)
     if result.status != "ok":
         outcome.reason = result.status
@@ -144,7 +145,7 @@ def _collect(job: CaseJob, definition: ChallengeDefinition, values: dict[str, An
             outcome.predictions = predictions
     except Exception as exc:  # noqa: BLE001
         return _platform_error(job.case, "storing the predictions", exc)
-    outcome.state = "evaluating"
+    outcome.state = JobState.EVALUATING
     return outcome
 
 
@@ -191,10 +192,10 @@ def evaluate_case(job: CaseJob, predictions: dict[str, Any] | None = None) -> Ca
     definition = definition_of(job)
     evaluation = definition.evaluation
     if evaluation.task is None:  # scored by the phase's evaluation container, once all cases ran
-        return CaseOutcome(case=job.case, state="succeeded")
+        return CaseOutcome(case=job.case, state=JobState.SUCCEEDED)
     task = get_task(evaluation.task)
     settings = evaluation.task_settings()
-    outcome = CaseOutcome(case=job.case, state="failed")
+    outcome = CaseOutcome(case=job.case, state=JobState.FAILED)
     # the segmentation evaluator scores zarr arrays chunk by chunk: large volumes stay on disk
     lazy = LAZY_VOXELS if evaluation.task == "segmentation" else None
     try:
@@ -213,7 +214,7 @@ def evaluate_case(job: CaseJob, predictions: dict[str, Any] | None = None) -> Ca
         return outcome
     except Exception as exc:  # noqa: BLE001
         return _platform_error(job.case, "evaluating", exc)
-    outcome.state = "succeeded"
+    outcome.state = JobState.SUCCEEDED
     outcome.rows = jsonable(result.rows)
     outcome.pooled = jsonable(result.pooled)
     outcome.notes = list(result.notes)
@@ -248,7 +249,7 @@ def _describe_failure(result) -> str:
 
 def _platform_error(case: str, doing: str, exc: BaseException) -> CaseOutcome:
     """A fault of the platform: the participant sees only that, the organizer the traceback."""
-    return CaseOutcome(case=case, state="failed", reason="platform_error", platform_error=True,
+    return CaseOutcome(case=case, state=JobState.FAILED, reason="platform_error", platform_error=True,
                        detail=f"the platform failed while {doing}; the case will be run again, "
                               "and this does not count against the submission",
                        platform_log=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-4000:]}")

@@ -17,8 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from medarena.errors import InvalidInput
 from medarena.evaluators.tasks import TASK_MODULES, get_task
-from medarena.platform.contract import Socket
-from medarena.platform.runner import Limits
+from medarena.platform.definitions import Limits, Socket
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MAX_DEFINITION_BYTES = 1 << 20
@@ -31,7 +30,7 @@ MAX_SOCKETS = 32  # per side: inputs, outputs, references
 MAX_SUBMISSION_LIMIT = 10_000
 MAX_LIMIT_PERIOD_DAYS = 3650
 MAX_BOOTSTRAP = 100_000
-# Upper bounds of a container run's limits (the lower ones are in runner.Limits).
+# Upper bounds of a container run's limits (the lower ones are in definitions.Limits).
 LIMIT_BOUNDS = {"wall_time_seconds": 86_400, "memory_mb": 1_048_576, "cpus": 256, "pids": 65_536, "gpus": 16}
 PATH_PART = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 MAX_RELATIVE_PATH = 255

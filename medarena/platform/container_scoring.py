@@ -16,8 +16,7 @@ from medarena.platform import layout
 from medarena.platform.challenges import ChallengeDefinition
 from medarena.platform.database import MetricValue, Phase, Submission, session_scope
 from medarena.platform.settings import Settings
-
-UNFINISHED = ("queued", "running", "evaluating")
+from medarena.platform.states import ENDED_SUBMISSION, UNFINISHED, EvaluationState, JobState, transition
 
 
 def evaluate_ready(settings: Settings, submission_ids: Iterable[int] | None,
@@ -36,7 +35,7 @@ def evaluate_ready(settings: Settings, submission_ids: Iterable[int] | None,
             if container is None or not submission.jobs or any(j.state in UNFINISHED for j in submission.jobs):
                 continue
             challenge, phase = submission.phase.challenge.slug, submission.phase.slug
-            if not any(j.state == "succeeded" for j in submission.jobs):
+            if not any(j.state == JobState.SUCCEEDED for j in submission.jobs):
                 submission.evaluation_detail = "no case succeeded: there is nothing to evaluate"
                 continue
             runs.append(ec.EvaluationRun(
@@ -76,7 +75,8 @@ def record(settings: Settings, submission_id: int, outcome: ec.EvaluationOutcome
         definition = ChallengeDefinition.model_validate(submission.phase.challenge.definition)
         submission.evaluation_log = outcome.log
         submission.evaluation_detail = outcome.detail or outcome.note
-        submission.evaluation_state = "succeeded" if outcome.ok else "failed"
+        submission.evaluation_state = transition(submission.evaluation_state,
+                                                 EvaluationState.SUCCEEDED if outcome.ok else EvaluationState.FAILED)
         submission.metrics_json = outcome.metrics if outcome.ok else None
         if definition.evaluation.task is not None:
             return  # per-case rows come from the built-in evaluator
@@ -91,7 +91,7 @@ def record(settings: Settings, submission_id: int, outcome: ec.EvaluationOutcome
 def columns_of(submission: Submission, definition: ChallengeDefinition) -> dict[str, Any]:
     """The leaderboard columns of a submission's metrics.json ({} when none)."""
     container = definition.evaluation.container
-    if container is None or submission.evaluation_state != "succeeded" or submission.metrics_json is None:
+    if container is None or submission.evaluation_state != EvaluationState.SUCCEEDED or submission.metrics_json is None:
         return {}
     try:
         columns, errors = ec.leaderboard_columns(submission.metrics_json, container)
@@ -111,7 +111,7 @@ def column_ranking(session: Session, phase: Phase, definition: ChallengeDefiniti
     container = definition.evaluation.container
     rows = []
     for submission in phase.submissions:
-        if submission.state in ("succeeded", "failed"):
+        if submission.state in ENDED_SUBMISSION:
             value = columns_of(submission, definition).get(container.score_title)
             if value is not None:
                 rows.append({"submission": submission.id, "score": value})

@@ -16,25 +16,23 @@ import os
 import stat
 import uuid
 from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
-from typing import Any, Literal, NamedTuple
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import SimpleITK as sitk
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medarena.evaluators.image import Image
 from medarena.platform import gc_compat
+from medarena.platform.definitions import (  # noqa: F401 - defined there, long imported from here
+    IMAGE_KINDS,
+    JSON_KINDS,
+    OUTPUT_IMAGE_SUFFIXES,
+    Socket,
+    SocketKind,
+)
 from medarena.platform.loaders.images import read_image
 
-IMAGE_KINDS = ("image", "segmentation", "heat-map", "displacement-field")
-JSON_KINDS = ("json", "boxes", "points", "probability")
-SocketKind = Literal["image", "segmentation", "heat-map", "displacement-field",
-                     "json", "boxes", "points", "probability"]
-
-# Image files accepted as outputs, longest suffix first so that ".nii.gz" wins over ".gz". No
-# ".mhd": its data file is named in the header, so the container could point it at a host file.
-OUTPUT_IMAGE_SUFFIXES = (".nii.gz", ".tiff", ".mha", ".tif")
 _IMAGE_IO = {".nii.gz": "NiftiImageIO", ".tiff": "TIFFImageIO", ".mha": "MetaImageIO", ".tif": "TIFFImageIO"}
 # Generous bounds: a small compressed file can declare a grid that would exhaust the worker's memory.
 MAX_OUTPUT_VOXELS = 2**31  # an image output without an expected grid
@@ -53,63 +51,6 @@ class InvalidOutput(ValueError):
 
 class OutputTooLarge(InvalidOutput):
     """More in /output (bytes or entries) than a run may leave."""
-
-
-class Socket(BaseModel):
-    """One input or output of an algorithm, as grand-challenge.org names them."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
-    kind: SocketKind
-    relative_path: str = Field(description="image kinds: a folder (images/ct); JSON kinds: a file (x.json)")
-    # what grand-challenge.org also tells a container about a socket (inputs.json)
-    gc_kind: str | None = Field(default=None, description="grand-challenge's name of the kind (Float, Image...)")
-    title: str = Field(default="", max_length=255)
-    description: str = Field(default="", max_length=10_000)
-    default_value: Any = None
-    overlay_segments: list[dict[str, Any]] = Field(default_factory=list, max_length=256)
-    look_up_table: dict[str, Any] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _grand_challenge_kind(cls, data: Any) -> Any:
-        """Accept grand-challenge's kind names (``Heat Map``, ``Multiple points``...) as well."""
-        if isinstance(data, dict) and isinstance(data.get("kind"), str):
-            data = dict(data)
-            data["kind"], data["gc_kind"] = gc_compat.resolve_kind(data["kind"], data.get("gc_kind"))
-        return data
-
-    @field_validator("relative_path")
-    @classmethod
-    def _inside_the_mount(cls, value: str) -> str:
-        path = PurePosixPath(value)
-        if not value or path.is_absolute() or ".." in path.parts or "\\" in value:
-            raise ValueError(f"relative_path {value!r} must be a relative path without '..'")
-        if path.parts == ("inputs.json",):
-            raise ValueError("relative_path 'inputs.json' is reserved")
-        return str(path)
-
-    @model_validator(mode="after")
-    def _path_fits_kind(self) -> Socket:
-        if self.is_json and not self.relative_path.endswith(".json"):
-            raise ValueError(f"relative_path of the {self.kind} socket {self.slug!r} must end with .json")
-        if self.is_image and self.relative_path.endswith((".json", *OUTPUT_IMAGE_SUFFIXES)):
-            raise ValueError(f"relative_path of the {self.kind} socket {self.slug!r} must be a folder, "
-                             f"not a file name ({self.relative_path})")
-        return self
-
-    @property
-    def is_image(self) -> bool:
-        return self.kind in IMAGE_KINDS
-
-    @property
-    def is_json(self) -> bool:
-        return self.kind in JSON_KINDS
-
-    def interface(self) -> dict[str, Any]:
-        """The socket as grand-challenge's ComponentInterfaceSerializer writes it."""
-        return gc_compat.serialize_socket(self)
 
 
 # ---------------------------------------------------------------------------------------------

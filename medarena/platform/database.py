@@ -29,6 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
+from medarena.platform.states import JobState, SubmissionState
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -83,7 +85,7 @@ class Submission(Base):
     image: Mapped[str] = mapped_column(Text)  # what the participant handed in
     image_digest: Mapped[str] = mapped_column(String(100))  # what runs: the pinned image ID
     comment: Mapped[str] = mapped_column(Text, default="")
-    state: Mapped[str] = mapped_column(String(20), default="queued")
+    state: Mapped[str] = mapped_column(String(20), default=SubmissionState.QUEUED)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
@@ -92,7 +94,7 @@ class Submission(Base):
     submitter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # None: one-laptop mode
     model: Mapped[str] = mapped_column(Text, default="")  # the model tarball as handed in
     model_digest: Mapped[str | None] = mapped_column(String(100))  # sha256 of the model tarball
-    # the phase's evaluation container over this submission: None (none ran), succeeded or failed
+    # the phase's evaluation container over this submission: None (none ran) or an EvaluationState
     evaluation_state: Mapped[str | None] = mapped_column(String(20))
     evaluation_detail: Mapped[str] = mapped_column(Text, default="")  # one line; the organizer's to fix
     evaluation_log: Mapped[str] = mapped_column(Text, default="")  # organizer only: its stdout/stderr tails
@@ -110,7 +112,7 @@ class Job(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
-    state: Mapped[str] = mapped_column(String(20), default="queued")
+    state: Mapped[str] = mapped_column(String(20), default=JobState.QUEUED)
     reason: Mapped[str | None] = mapped_column(String(40))  # timeout, out_of_memory, exit_code, ...
     detail: Mapped[str] = mapped_column(Text, default="")  # a one-line message a participant can act on
     stdout_tail: Mapped[str] = mapped_column(Text, default="")

@@ -38,6 +38,7 @@ from medarena.platform import casestore, gc_compat
 from medarena.platform.challenges import ChallengeDefinition, EvaluationContainer
 from medarena.platform.containers import ContainerSpec, RunResult, get_backend
 from medarena.platform.contract import image_to_sitk
+from medarena.platform.states import JobState
 
 GROUND_TRUTH_MOUNT = "/opt/ml/input/data/ground_truth"
 MAX_METRICS_BYTES = 4 * 2**20
@@ -157,7 +158,7 @@ def write_evaluation_input(input_dir: Path, run: EvaluationRun, definition: Chal
     json_inputs = [s.slug for s in interface.inputs if not s.is_image]
     entries, jobs = [], {}
     for job in run.jobs:
-        if job.state != "succeeded":
+        if job.state != JobState.SUCCEEDED:
             continue
         pk = gc_compat.job_pk(run.scope, run.submission_id, job.case)
         jobs[pk] = job.case

@@ -22,6 +22,7 @@ from typing import Protocol
 from sqlalchemy import select
 
 from medarena.platform.database import Submission, session_scope
+from medarena.platform.states import SubmissionState
 
 
 class Queued(Protocol):
@@ -102,6 +103,6 @@ class NewWorkWatch:
             return []
         self._last = self.clock()
         with session_scope(self.database_url) as session:
-            ids = session.scalars(select(Submission.id).where(Submission.state == "queued")
+            ids = session.scalars(select(Submission.id).where(Submission.state == SubmissionState.QUEUED)
                                   .order_by(Submission.id))
             return [sid for sid in ids if sid not in known]

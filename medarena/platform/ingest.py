@@ -31,7 +31,7 @@ from medarena.errors import InvalidInput
 from medarena.evaluators.image import Image
 from medarena.platform import casestore
 from medarena.platform.challenges import ChallengeDefinition
-from medarena.platform.contract import Socket
+from medarena.platform.definitions import Socket
 from medarena.platform.loaders.images import read_image
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr", ".png", ".tif", ".tiff",

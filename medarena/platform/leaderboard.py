@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from medarena.evaluators.tasks import CaseResult, aggregate, get_task, jsonable
 from medarena.platform.challenges import ChallengeDefinition
 from medarena.platform.database import Job, LeaderboardEntry, MetricValue, Phase, Submission
+from medarena.platform.states import ENDED_SUBMISSION, JobState
 
 COLUMN_RANKING = "ranked on the evaluation container's score column"  # stands for a recipe
 
@@ -35,7 +36,7 @@ def summarize_submission(session: Session, submission: Submission) -> None:
     settings = definition.evaluation.task_settings() if task else None
     rows, results = [], []
     for job in submission.jobs:
-        if job.state != "succeeded":
+        if job.state != JobState.SUCCEEDED:
             continue
         job_result_rows = job_rows(job)
         rows.extend(job_result_rows)
@@ -56,8 +57,8 @@ def metric_table(session: Session, phase: Phase) -> pd.DataFrame:
     query = (
         select(Submission.id, Job.case_id, MetricValue.label, MetricValue.metric, MetricValue.value)
         .join(Job, Job.submission_id == Submission.id).join(MetricValue, MetricValue.job_id == Job.id)
-        .where(Submission.phase_id == phase.id, Submission.state.in_(("succeeded", "failed")),
-               Job.state == "succeeded"))
+        .where(Submission.phase_id == phase.id, Submission.state.in_(ENDED_SUBMISSION),
+               Job.state == JobState.SUCCEEDED))
     table = pd.DataFrame(session.execute(query).all(), columns=["submission", "case", "label", "metric", "value"])
     names = {c.id: c.name for c in phase.cases}
     table["case"] = table["case"].map(names)
@@ -83,7 +84,7 @@ def compute_ranking(session: Session, phase: Phase, overrides: dict[str, Any] | 
 
     definition = ChallengeDefinition.model_validate(phase.challenge.definition)
     table = metric_table(session, phase)
-    submissions = [s.id for s in phase.submissions if s.state in ("succeeded", "failed")]
+    submissions = [s.id for s in phase.submissions if s.state in ENDED_SUBMISSION]
     if ranks_on_columns(definition, table) and not overrides:
         ranking, note = column_ranking(session, phase, definition)
         return ranking, note, (COLUMN_RANKING if not ranking.empty else None), table
@@ -134,7 +135,7 @@ def leaderboard_columns(submission: Submission, recipe, ranked: dict[str, Any]) 
     for key, value in (submission.dataset_metrics or {}).items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             columns[key] = value
-    done = sum(j.state == "succeeded" for j in submission.jobs)
+    done = sum(j.state == JobState.SUCCEEDED for j in submission.jobs)
     columns["cases succeeded"] = f"{done}/{len(submission.jobs)}"
     return jsonable(columns)
 

@@ -16,6 +16,7 @@ from medarena.platform.database import Case, Challenge, Phase, Submission, sessi
 from medarena.platform.errors import NotFound
 from medarena.platform.ingest import IngestError, ingest
 from medarena.platform.settings import Settings
+from medarena.platform.states import ENDED_SUBMISSION, UNFINISHED, JobState
 from medarena.platform.submissions import check_comment, check_participant, create_submission, find_phase
 from medarena.platform.tarballs import Tarball, TarballError, check_tarball, pack_folder, store_tarball
 
@@ -126,7 +127,7 @@ def ingest_phase(settings: Settings, challenge: str, phase: str, source: Path,
                  progress: Callable[[str], None] | None = None) -> int:
     with session_scope(settings.database_url) as session:
         phase_row, definition = find_phase(session, challenge, phase)
-        if any(s.state in ("queued", "running", "evaluating") for s in phase_row.submissions):
+        if any(s.state in UNFINISHED for s in phase_row.submissions):
             raise IngestError(f"phase {challenge}/{phase} has submissions in progress; ingest when they end")
         objectstore.check_store(settings.store)
         summary = ingest(Path(source), definition, layout.inputs_url(settings, challenge, phase),
@@ -241,7 +242,7 @@ def try_image(settings: Settings, image: str, challenge: str, phase: str, cases:
                               scope=f"{challenge}/{phase}", **model_fields)
         outcome = casejob.run_algorithm(job)
         runtime = outcome.runtime_seconds
-        if outcome.state == "evaluating":
+        if outcome.state == JobState.EVALUATING:
             outcome = casejob.evaluate_case(job, outcome.predictions)
             outcome.runtime_seconds = runtime
         rows.append({"case": name, "state": outcome.state, "reason": outcome.reason, "detail": outcome.detail,
@@ -271,7 +272,7 @@ def rank(settings: Settings, challenge: str, phase: str, method: str | None, boo
         if output:
             from medarena.platform.ranking_report import write_report
 
-            submissions = [s.id for s in phase_row.submissions if s.state in ("succeeded", "failed")]
+            submissions = [s.id for s in phase_row.submissions if s.state in ENDED_SUBMISSION]
             files = write_report(table, parsed, Path(output), cases=[c.name for c in phase_row.cases],
                                  submissions=submissions)
         if note:

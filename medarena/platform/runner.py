@@ -26,9 +26,8 @@ from functools import cache
 from pathlib import Path
 from typing import IO, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from medarena.errors import InvalidInput, PlatformFault
+from medarena.platform.definitions import Limits  # noqa: F401 - defined there, long imported from here
 from medarena.platform.outputfs import OutputFolder
 
 RunStatus = Literal["ok", "timeout", "out_of_memory", "exit_code", "image_error", "output_too_large"]
@@ -54,20 +53,6 @@ _ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".tar.zst")
 # stops a start, a missing CDI device for instance, is the platform's fault).
 _IMAGE_START_ERRORS = ("exec:", "executable file not found", "no such file or directory", "permission denied",
                        "exec format error", "unable to find user", "no matching entries in passwd")
-
-
-class Limits(BaseModel):
-    """Resource limits of one container run."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    wall_time_seconds: float = Field(default=300, gt=0)
-    memory_mb: int = Field(default=2048, ge=16)
-    cpus: float = Field(default=1.0, gt=0)
-    pids: int = Field(default=256, ge=8)
-    gpus: int = Field(default=0, ge=0)
-    output_mb: int = Field(default=4096, ge=1, description="what one run may leave in /output, enforced "
-                                                           "while it runs")
 
 
 class ImageError(InvalidInput, ValueError):

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from medarena.platform.database import Submission
+from medarena.platform.states import EvaluationState, JobState, SubmissionState
 
 PLATFORM_REASONS = frozenset({"platform_error"})
 
@@ -25,12 +26,12 @@ PLATFORM_REASONS = frozenset({"platform_error"})
 def counts_against_limit(state: str, job_ends: Iterable[tuple[str, str | None]], failed_count: bool,
                          evaluation_state: str | None = None) -> bool:
     """Whether a submission in ``state`` with jobs ending as ``(state, reason)`` pairs counts."""
-    if state == "cancelled" or evaluation_state == "failed":
+    if state == SubmissionState.CANCELLED or evaluation_state == EvaluationState.FAILED:
         return False
-    ended = [(job_state, reason) for job_state, reason in job_ends if job_state != "cancelled"]
-    if ended and all(job_state == "failed" and reason in PLATFORM_REASONS for job_state, reason in ended):
+    ended = [(job_state, reason) for job_state, reason in job_ends if job_state != JobState.CANCELLED]
+    if ended and all(job_state == JobState.FAILED and reason in PLATFORM_REASONS for job_state, reason in ended):
         return False
-    if state == "failed":
+    if state == SubmissionState.FAILED:
         return failed_count
     return True
 
@@ -42,7 +43,8 @@ def used_submissions(session: Session, phase_id: int, participant: str, since: d
     who = Submission.participant == participant if submitter_id is None else Submission.submitter_id == submitter_id
     submissions = session.scalars(
         select(Submission).options(selectinload(Submission.jobs))
-        .where(Submission.phase_id == phase_id, who, Submission.created_at >= since, Submission.state != "cancelled"))
+        .where(Submission.phase_id == phase_id, who, Submission.created_at >= since,
+               Submission.state != SubmissionState.CANCELLED))
     return sum(counts_against_limit(s.state, [(j.state, j.reason) for j in s.jobs], failed_count,
                                     s.evaluation_state)
                for s in submissions)

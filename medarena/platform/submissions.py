@@ -10,10 +10,9 @@ from sqlalchemy.orm import Session
 from medarena.errors import Conflict, NotFound, TooManyRequests, UserError
 from medarena.platform.challenges import ChallengeDefinition
 from medarena.platform.database import Challenge, Phase, Submission, utcnow
+from medarena.platform.states import SubmissionState, transition
 from medarena.platform.submission_limits import used_submissions
 
-ACTIVE_STATES = ("queued", "running", "evaluating")
-FINAL_STATES = ("succeeded", "failed", "cancelled")
 MAX_PARTICIPANT = 64
 MAX_COMMENT = 1000
 
@@ -100,7 +99,8 @@ def create_submission(session: Session, challenge_slug: str, phase_slug: str, pa
                 f"participant {participant!r} has used {used} of {rules.submission_limit} submissions to "
                 f"{challenge_slug}/{phase_slug} in the last {rules.limit_period_days:g} day(s)")
     submission = Submission(phase=phase, participant=participant, image=image, image_digest=image_digest,
-                            comment=comment, state="queued", created_at=now, submitter_id=submitter_id,
+                            comment=comment, state=transition(None, SubmissionState.QUEUED), created_at=now,
+                            submitter_id=submitter_id,
                             model=model, model_digest=model_digest)
     session.add(submission)
     session.flush()

@@ -30,6 +30,7 @@ from medarena.errors import NotFound, PermissionDenied, Unauthenticated
 from medarena.platform.account_tables import ChallengeRole, Upload
 from medarena.platform.challenges import ChallengeDefinition, PhaseDefinition
 from medarena.platform.database import Challenge, Phase, Submission
+from medarena.platform.states import ENDED_SUBMISSION, RoleState
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Standing:
 
     admin: bool = False
     organizer: bool = False
-    participant: str | None = None  # None, "pending" or "approved"
+    participant: str | None = None  # None, or a RoleState: pending or approved
 
     @property
     def staff(self) -> bool:
@@ -91,7 +92,7 @@ def require_participant(session: Session, caller: Identity | None, challenge: Ch
     if who.participant is None:
         raise PermissionDenied(f"register for {challenge.slug} first (POST /api/v1/challenges/{challenge.slug}"
                                "/registrations)")
-    if who.participant != "approved":
+    if who.participant != RoleState.APPROVED:
         raise PermissionDenied(f"your registration for {challenge.slug} awaits an organizer's approval")
     return caller
 
@@ -140,7 +141,7 @@ def view_with_standing(who: Standing, caller: Identity | None, rules: PhaseDefin
         hidden = not (rules.leaderboard_public or rules.case_results_public)
         return SubmissionView(owner=True, staff=False, scores=not hidden, details=True,
                               logs=rules.participant_logs == "own", platform_log=False)
-    if rules.leaderboard_public and rules.case_results_public and submission.state in ("succeeded", "failed"):
+    if rules.leaderboard_public and rules.case_results_public and submission.state in ENDED_SUBMISSION:
         return SubmissionView(owner=False, staff=False, scores=True, details=False, logs=False, platform_log=False)
     return None
 

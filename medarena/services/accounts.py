@@ -13,6 +13,7 @@ from medarena.errors import PermissionDenied, Unauthenticated
 from medarena.platform.account_tables import ApiToken, ChallengeRole, User
 from medarena.platform.database import Challenge, session_scope
 from medarena.platform.settings import Settings
+from medarena.platform.states import RoleState
 from medarena.services.access import require_login
 
 LOGIN_TOKEN_LIFETIME = dt.timedelta(days=7)
@@ -117,7 +118,7 @@ def list_users(settings: Settings) -> list[dict[str, Any]]:
                                    .join(ChallengeRole, ChallengeRole.challenge_id == Challenge.id)
                                    .where(ChallengeRole.user_id == user.id)).all()
             result.append({"username": user.username, "admin": user.is_admin, "disabled": user.disabled,
-                           "roles": [f"{role} of {slug}" + ("" if state == "approved" else f" ({state})")
+                           "roles": [f"{role} of {slug}" + ("" if state == RoleState.APPROVED else f" ({state})")
                                      for slug, role, state in rows], "created_at": user.created_at})
         return result
 

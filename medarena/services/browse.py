@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from medarena.accounts.tokens import Identity
 from medarena.errors import NotFound
 from medarena.evaluators.tasks import WHOLE_CASE
+from medarena.platform.casestore import open_store
 from medarena.platform.challenges import DefinitionError, PhaseDefinition
 from medarena.platform.database import (
     Case,
@@ -34,11 +35,12 @@ from medarena.platform.database import (
     utcnow,
 )
 from medarena.platform.settings import Settings
+from medarena.platform.states import ENDED_SUBMISSION, JobState, SubmissionState
 from medarena.services import access
 from medarena.services.access import SubmissionView
 
-FINISHED = "succeeded"
-JOB_STATES = ("queued", "running", "evaluating", "succeeded", "failed", "cancelled")
+FINISHED = SubmissionState.SUCCEEDED
+JOB_STATES = tuple(s.value for s in JobState)
 
 
 @dataclass(frozen=True)
@@ -291,7 +293,7 @@ def _bootstrap_ranks(url: str, phase_id: int, computed: str, ranked: int) -> tup
             _ranking, _note, recipe, table = compute_ranking(session, phase)
             if recipe is None:
                 return pd.DataFrame(), None
-            submissions = [s.id for s in phase.submissions if s.state in ("succeeded", "failed")]
+            submissions = [s.id for s in phase.submissions if s.state in ENDED_SUBMISSION]
             data = case_values(table, recipe, cases=[c.name for c in phase.cases], submissions=submissions)
         stability = stability_values(data, recipe)
     except RankingError as exc:
@@ -428,7 +430,7 @@ def failed_cases(settings: Settings, caller: Identity | None, submission_id: int
             return []
         jobs = session.execute(
             select(Job, Case.name).join(Case, Job.case_id == Case.id)
-            .where(Job.submission_id == submission_id, Job.state == "failed").order_by(Case.name)).all()
+            .where(Job.submission_id == submission_id, Job.state == JobState.FAILED).order_by(Case.name)).all()
         return [FailedCase(case=name, reason=job.reason or "", detail=(job.detail or "") if view.details else "",
                            stdout_tail=(job.stdout_tail or "") if view.logs else "",
                            stderr_tail=(job.stderr_tail or "") if view.logs else "",
@@ -451,3 +453,10 @@ def case_image_submission(settings: Settings, caller: Identity | None, submissio
         cases = list(session.scalars(select(Case.name).join(Job, Job.case_id == Case.id)
                                      .where(Job.submission_id == submission_id).order_by(Case.name)))
     return submission_info(settings, caller, submission_id), cases
+
+
+def case_node(store_url: str, case: str, socket: str):
+    """One socket of one case in a case store, opened read-only (a zarr array, or a group whose
+    attributes hold a JSON value), for a page that has checked with :func:`case_image_submission`
+    that its viewer may see the case's images."""
+    return open_store(store_url, mode="r")[f"{case}/{socket}"]

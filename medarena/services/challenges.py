@@ -14,6 +14,7 @@ from medarena.platform.account_tables import ChallengeRole, User
 from medarena.platform.challenges import ChallengeDefinition, load_definition_text, parse_definition
 from medarena.platform.database import Challenge, session_scope, utcnow
 from medarena.platform.settings import Settings
+from medarena.platform.states import RoleState, transition
 from medarena.services import access
 
 
@@ -136,7 +137,7 @@ def register(settings: Settings, caller: Identity | None, slug: str) -> dict[str
         existing = users.role_of(session, caller.user_id, challenge.id, "participant")
         if existing is not None:
             raise Conflict(f"you are registered for {slug} already ({existing.state})")
-        state = "pending" if definition.registration_needs_approval else "approved"
+        state = RoleState.PENDING if definition.registration_needs_approval else RoleState.APPROVED
         users.grant(session, session.get(User, caller.user_id), challenge.id, "participant", state)
         return {"challenge": slug, "username": caller.username, "state": state}
 
@@ -160,7 +161,7 @@ def approve(settings: Settings, caller: Identity | None, slug: str, username: st
         row = users.role_of(session, user.id, challenge.id, "participant") if user else None
         if row is None:
             raise NotFound(f"{username!r} has not registered for {slug}")
-        row.state = "approved"
+        row.state = transition(row.state, RoleState.APPROVED)
         return {"challenge": slug, "username": username, "state": row.state}
 
 

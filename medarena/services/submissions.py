@@ -13,6 +13,7 @@ from medarena.platform.account_tables import Upload
 from medarena.platform.containers import get_backend
 from medarena.platform.database import Job, LeaderboardEntry, MetricValue, Phase, Submission, session_scope
 from medarena.platform.settings import Settings
+from medarena.platform.states import ENDED_SUBMISSION, UNFINISHED, SubmissionState, UploadState, transition
 from medarena.platform.submissions import create_submission, find_phase
 from medarena.services import access
 from medarena.services.access import SubmissionView
@@ -57,7 +58,7 @@ def submit(settings: Settings, caller: Identity | None, challenge: str, phase: s
             upload = session.get(Upload, uid)  # read again under the phase's write lock
             session.refresh(upload)
             _check_usable(upload, submission.phase_id, where, kind)
-            upload.state = "used"
+            upload.state = transition(upload.state, UploadState.USED)
         session.flush()
         return _describe(session, submission, access.submission_view(session, caller, submission))
 
@@ -71,9 +72,9 @@ def _check_usable(upload: Upload, phase_id: int, where: str, kind: str) -> None:
         raise InvalidInput(f"{field}: upload {upload.id} is {names[upload.kind]}, not {names[kind]}")
     if upload.phase_id != phase_id:
         raise Conflict(f"upload {upload.id} was made for another phase; upload the {kind} again for {where}")
-    if upload.state == "used":
+    if upload.state == UploadState.USED:
         raise Conflict(f"upload {upload.id} was submitted already")
-    if upload.state != "complete":
+    if upload.state != UploadState.COMPLETE:
         raise Conflict(f"upload {upload.id} is {upload.state}, not complete; send its parts and complete it first")
 
 
@@ -235,10 +236,10 @@ def cancel(settings: Settings, caller: Identity | None, submission_id: int) -> d
     with session_scope(settings.database_url) as session:
         submission, view = access.visible_submission(session, caller, submission_id)
         access.may_cancel(view, submission)
-        if submission.state not in scheduler.UNFINISHED:
+        if submission.state not in UNFINISHED:
             raise Conflict(f"submission {submission_id} has already ended ({submission.state})")
     cancelled = scheduler.cancel(settings, submission_id)
-    return {"id": submission_id, "state": "cancelled", "cases_cancelled": cancelled}
+    return {"id": submission_id, "state": SubmissionState.CANCELLED, "cases_cancelled": cancelled}
 
 
 def reevaluate(settings: Settings, caller: Identity | None, submission_ids: list[int]) -> dict[str, Any]:
@@ -250,7 +251,7 @@ def reevaluate(settings: Settings, caller: Identity | None, submission_ids: list
             submission, view = access.visible_submission(session, caller, sid)
             if not view.staff:
                 access.require_organizer(session, caller, submission.phase.challenge)
-            if submission.state not in ("succeeded", "failed"):
+            if submission.state not in ENDED_SUBMISSION:
                 raise Conflict(f"submission {sid} is {submission.state}: only ended submissions are re-evaluated")
     ids = scheduler.prepare_reevaluation(settings, submission_ids)
-    return {"submissions": ids, "state": "running"}
+    return {"submissions": ids, "state": SubmissionState.RUNNING}

@@ -33,6 +33,7 @@ from medarena.platform.account_tables import Upload
 from medarena.platform.database import Challenge, Phase, session_scope, utcnow
 from medarena.platform.runner import ImageError, load_image
 from medarena.platform.settings import Settings
+from medarena.platform.states import HELD_UPLOAD, UploadState, transition
 from medarena.platform.submissions import find_phase
 from medarena.services import access
 
@@ -40,7 +41,7 @@ MIN_PART = 64 << 10
 MAX_PART = 64 << 20
 DEFAULT_PART = 16 << 20
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
-HELD = ("open", "complete")  # states that hold a user's quota
+HELD = HELD_UPLOAD  # states that hold a user's quota
 KINDS = ("image", "model")
 
 
@@ -82,8 +83,8 @@ def _received(upload: Upload, data: Path, repair: bool = False) -> int:
 
 def _describe(settings: Settings, upload: Upload) -> dict[str, Any]:
     data = _folder(settings, upload.id) / "data"
-    received = _received(upload, data) if upload.state == "open" else (
-        _parts(upload) if upload.state in ("complete", "used") else 0)
+    received = _received(upload, data) if upload.state == UploadState.OPEN else (
+        _parts(upload) if upload.state in (UploadState.COMPLETE, UploadState.USED) else 0)
     model = upload.kind == "model"
     return {"id": upload.id, "kind": upload.kind, "state": upload.state, "filename": upload.filename,
             "size": upload.size, "sha256": upload.sha256, "part_size": upload.part_size, "parts": _parts(upload),
@@ -127,7 +128,8 @@ def create_upload(settings: Settings, caller: Identity | None, challenge: str, p
                                   f"{quotas.per_user_bytes} bytes")
         now = utcnow()
         upload = Upload(id=secrets.token_hex(16), user_id=caller.user_id, phase_id=phase_row.id,
-                        filename=filename[:255], size=size, sha256=sha256, part_size=part_size, state="open",
+                        filename=filename[:255], size=size, sha256=sha256, part_size=part_size,
+                        state=transition(None, UploadState.OPEN),
                         kind=kind, created_at=now, expires_at=now + quotas.lifetime)
         folder = _folder(settings, upload.id)
         folder.mkdir(parents=True)
@@ -159,9 +161,9 @@ def get_upload(settings: Settings, caller: Identity | None, upload_id: str) -> d
 
 
 def _check_alive(upload: Upload) -> None:
-    if upload.state == "open" and upload.expires_at <= utcnow():
+    if upload.state == UploadState.OPEN and upload.expires_at <= utcnow():
         raise Conflict(f"upload {upload.id} has expired; start a new one")
-    if upload.state in ("expired", "failed"):
+    if upload.state in (UploadState.EXPIRED, UploadState.FAILED):
         raise Conflict(f"upload {upload.id} is {upload.state}; start a new one")
 
 
@@ -230,7 +232,7 @@ def begin_part(settings: Settings, caller: Identity | None, upload_id: str, inde
     with session_scope(settings.database_url) as session:
         upload = access.own_upload(session, caller, upload_id)
         _check_alive(upload)
-        if upload.state != "open":
+        if upload.state != UploadState.OPEN:
             raise Conflict(f"upload {upload_id} is {upload.state}; it takes no more parts")
         parts = _parts(upload)
         if not 0 <= index < parts:
@@ -261,7 +263,7 @@ def complete_upload(settings: Settings, caller: Identity | None, upload_id: str)
     with session_scope(settings.database_url) as session:
         upload = access.own_upload(session, caller, upload_id)
         _check_alive(upload)
-        if upload.state != "open":
+        if upload.state != UploadState.OPEN:
             return _describe(settings, upload)
         folder = _folder(settings, upload_id)
         data = folder / "data"
@@ -284,7 +286,7 @@ def complete_upload(settings: Settings, caller: Identity | None, upload_id: str)
         lock.close()
     with session_scope(settings.database_url) as session:
         upload = session.get(Upload, upload_id)
-        upload.state, upload.image_digest = "complete", digest
+        upload.state, upload.image_digest = transition(upload.state, UploadState.COMPLETE), digest
         shutil.rmtree(folder, ignore_errors=True)
         return _describe(settings, upload)
 
@@ -318,7 +320,8 @@ def _store_model(settings: Settings, upload: Upload, data: Path) -> str:
 
 def _fail(settings: Settings, upload_id: str) -> None:
     with session_scope(settings.database_url) as session:
-        session.get(Upload, upload_id).state = "failed"
+        upload = session.get(Upload, upload_id)
+        upload.state = transition(upload.state, UploadState.FAILED)
     shutil.rmtree(_folder(settings, upload_id), ignore_errors=True)
 
 
@@ -335,8 +338,8 @@ def sweep_expired(settings: Settings, now: dt.datetime | None = None) -> int:
     with session_scope(settings.database_url) as session:
         expired = list(session.scalars(select(Upload).where(Upload.state.in_(HELD), Upload.expires_at <= now)))
         for upload in expired:
-            upload.state = "expired"
-        known = set(session.scalars(select(Upload.id).where(Upload.state == "open")))
+            upload.state = transition(upload.state, UploadState.EXPIRED)
+        known = set(session.scalars(select(Upload.id).where(Upload.state == UploadState.OPEN)))
     root = uploads_root(settings)
     for upload in expired:
         shutil.rmtree(root / upload.id, ignore_errors=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 
 import pytest
 from sqlalchemy import select
@@ -58,3 +59,8 @@ def test_served_cases_score_as_one_case_per_start_and_reuse_the_container(home, 
     # no server is left running once the run is over
     names = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True).stdout
     assert f"medarena-{scheduler.namespace(home)}-" not in names
+    # and the workers close theirs (unmounting their /output) within a few seconds
+    deadline = time.monotonic() + 20
+    while list(home.scratch.glob("server-*")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not list(home.scratch.glob("server-*"))

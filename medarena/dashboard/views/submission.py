@@ -5,6 +5,7 @@ import streamlit as st
 
 from medarena.dashboard import charts, data, ui
 from medarena.display import visible
+from medarena.services.states import EvaluationState
 
 viewer = ui.current()
 submission_id = ui.int_param("id")
@@ -34,7 +35,7 @@ if view.details:
     left.text(visible(f"Image: {info.image}\nDigest: {info.image_digest}"
                       + (f"\nModel digest: {info.model_digest}" if info.model_digest else "")
                       + (f"\nComment: {info.comment}" if info.comment else ""), lines=True))
-if info.evaluation_state == "failed":
+if info.evaluation_state == EvaluationState.FAILED:
     st.warning("The phase's evaluation container failed on this submission: the organizers have been shown "
                "why, and it does not count against the participant.")
 right.markdown(f"**Submitted:** {ui.when(info.created_at)}  \n**Started:** {ui.when(info.started_at)}  \n"

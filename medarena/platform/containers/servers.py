@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 
 from medarena.platform.containers.invoke import CaseServer, invoke_available, serves_invoke
+from medarena.platform.outputfs import remove_tree
 from medarena.platform.runner import Limits, _podman
 
 MAX_SERVERS = 2
@@ -81,11 +82,25 @@ def close_all() -> None:
 
 
 def close_idle(now: float | None = None) -> None:
+    """Close the servers that had no case for :data:`IDLE_SECONDS`, and those whose container is
+    gone (removed at the end of a scheduler run) while no case uses them."""
     now = time.monotonic() if now is None else now
     with _lock:
-        for key in [k for k, (_, used) in _servers.items() if now - used > IDLE_SECONDS]:
+        for key in [k for k, (server, used) in _servers.items()
+                    if now - used > IDLE_SECONDS or (used != float("inf") and not server.running)]:
             server, _ = _servers.pop(key)
             server.close()
+
+
+def sweep_scratch(scratch: Path) -> None:
+    """Remove the server folders (with their mounted /output) of worker processes that are gone."""
+    for folder in Path(scratch).glob("server-*-*"):
+        try:
+            pid = int(folder.name.split("-")[1])
+        except ValueError:
+            continue
+        if not Path(f"/proc/{pid}").exists():
+            remove_tree(folder)
 
 
 def _start_reaper() -> None:

@@ -25,6 +25,7 @@ from medarena.platform.scheduling.lock import exclusive
 from medarena.platform.scheduling.ray_adapter import MAX_PLATFORM_ATTEMPTS, RayAdapter
 from medarena.platform.scheduling.work import UNFINISHED, Pending, collect_work, finish_ready, prepare_reevaluation
 from medarena.platform.settings import Settings
+from medarena.platform.states import JobState
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ def run(settings: Settings, submission_ids: Iterable[int] | None = None,
         finally:
             if settings.container_backend == "podman":
                 case_servers.remove_leftovers(namespace(settings))
+                case_servers.sweep_scratch(settings.scratch)
 
 
 def reevaluate(settings: Settings, submission_ids: Iterable[int], **kwargs) -> list[int]:
@@ -101,8 +103,8 @@ class _Loop:
             return [sid for sid in self.submissions if session.get(Submission, sid).state not in UNFINISHED]
 
     def dispatch(self, item: Pending) -> None:
-        recorder.set_job(self.settings, item.job_id, state="running" if item.stage == "run" else "evaluating",
-                         started=item.stage == "run")
+        state = JobState.RUNNING if item.stage == "run" else JobState.EVALUATING
+        recorder.set_job(self.settings, item.job_id, state=state, started=item.stage == "run")
         self.in_flight[self.executor.submit(item.stage, item.case_job, item.resources)] = item
 
     def pick_up_new_work(self) -> None:  # submissions queued while this run goes on join the queue
@@ -132,12 +134,12 @@ class _Loop:
         try:
             outcome = self.executor.result(handle)
         except Exception as exc:  # noqa: BLE001 - a worker or node lost beyond the executor's own retries
-            outcome = CaseOutcome(case=item.case_job.case, state="failed", reason="platform_error",
+            outcome = CaseOutcome(case=item.case_job.case, state=JobState.FAILED, reason="platform_error",
                                   platform_error=True, platform_log=f"{type(exc).__name__}: {exc}",
                                   detail="the platform lost the case's worker; the case will be run again, "
                                          "and this does not count against the submission")
         retry, outcome = recorder.record_safely(self.settings, item, outcome)
-        if outcome.state == "evaluating" and not recorder.is_cancelled(self.settings, item.submission_id):
+        if outcome.state == JobState.EVALUATING and not recorder.is_cancelled(self.settings, item.submission_id):
             self.dispatch(dataclasses.replace(item, stage="evaluate"))
             return
         if retry:

@@ -12,6 +12,7 @@ from medarena.platform.casejob import CaseOutcome
 from medarena.platform.database import Job, MetricValue, Submission, session_scope, utcnow
 from medarena.platform.scheduling.ray_adapter import MAX_PLATFORM_ATTEMPTS
 from medarena.platform.settings import Settings
+from medarena.platform.states import JobState, SubmissionState, transition
 
 if TYPE_CHECKING:
     from medarena.platform.scheduling.work import Pending
@@ -21,13 +22,15 @@ log = logging.getLogger(__name__)
 
 def is_cancelled(settings: Settings, submission_id: int) -> bool:
     with session_scope(settings.database_url) as session:
-        return session.get(Submission, submission_id).state == "cancelled"
+        return session.get(Submission, submission_id).state == SubmissionState.CANCELLED
 
 
-def set_job(settings: Settings, job_id: int, state: str, started: bool = False) -> None:
+def set_job(settings: Settings, job_id: int, state: JobState, started: bool = False) -> None:
     with session_scope(settings.database_url) as session:
         job = session.get(Job, job_id)
-        job.state = state
+        if job.state == JobState.CANCELLED:  # cancelled since it was picked: its outcome is not recorded
+            return
+        job.state = transition(job.state, state)
         if started:
             job.started_at = utcnow()
             job.attempts += 1
@@ -42,7 +45,7 @@ def record_safely(settings: Settings, item: Pending, outcome: CaseOutcome) -> tu
     except Exception:  # noqa: BLE001
         trace = traceback.format_exc()[-4000:]
         log.error("recording job %s failed: %s", item.job_id, trace)
-    fault = CaseOutcome(case=outcome.case, state="failed", reason="platform_error", platform_error=True,
+    fault = CaseOutcome(case=outcome.case, state=JobState.FAILED, reason="platform_error", platform_error=True,
                         node=outcome.node, detail="the platform failed while recording the case; the case will "
                         "be run again, and this does not count against the submission",
                         platform_log=f"recording the outcome failed:\n{trace}")
@@ -64,23 +67,23 @@ def record(settings: Settings, item: Pending, outcome: CaseOutcome) -> bool:
     """Write a job's outcome; return True when it should be retried (a platform fault)."""
     with session_scope(settings.database_url) as session:
         job = session.get(Job, item.job_id)
-        if job.state == "cancelled":
+        if job.state == JobState.CANCELLED:
             return False
         if item.stage == "run":  # the node that ran (or tried) the algorithm, not the one that evaluated it
             job.node = outcome.node
         if outcome.platform_error:  # never the participant's: the job stays queued
-            job.state, job.detail = "queued", storable(outcome.detail)
+            job.state, job.detail = transition(job.state, JobState.QUEUED), storable(outcome.detail)
             job.platform_log = storable(outcome.platform_log or outcome.detail)
             return job.attempts < MAX_PLATFORM_ATTEMPTS  # retry now, or in a later run
-        job.state = outcome.state
+        job.state = transition(job.state, JobState(outcome.state))
         job.reason, job.detail = outcome.reason, storable(outcome.detail)
         if outcome.runtime_seconds is not None:
             job.runtime_seconds = outcome.runtime_seconds
         if item.stage == "run":
             job.stdout_tail, job.stderr_tail = storable(outcome.stdout_tail), storable(outcome.stderr_tail)
-        if outcome.state != "evaluating":
+        if outcome.state != JobState.EVALUATING:
             job.finished_at = utcnow()
-        if outcome.state == "succeeded":
+        if outcome.state == JobState.SUCCEEDED:
             job.pooled = {"pooled": outcome.pooled, "notes": outcome.notes}
             job.metrics.clear()
             session.flush()

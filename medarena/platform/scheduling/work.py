@@ -24,9 +24,10 @@ from medarena.platform.layout import (
     references_url,
 )
 from medarena.platform.settings import Settings
+from medarena.platform.states import EVALUATIONS, JobState, SubmissionState, transition
 from medarena.platform.submissions import SubmissionError
 
-UNFINISHED = ("queued", "running", "evaluating")
+UNFINISHED = (JobState.QUEUED, JobState.RUNNING, JobState.EVALUATING)
 
 
 @dataclass
@@ -45,7 +46,7 @@ def expand(session: Session, submission: Submission) -> None:
     have = {job.case_id for job in submission.jobs}
     for case in submission.phase.cases:
         if case.id not in have:
-            submission.jobs.append(Job(case=case, state="queued"))
+            submission.jobs.append(Job(case=case, state=transition(None, JobState.QUEUED)))
     session.flush()
 
 
@@ -83,14 +84,15 @@ def collect_work(settings: Settings, submission_ids: Iterable[int] | None = None
             definition = definitions[challenge.id]
             resources = {"num_cpus": definition.limits.cpus, "num_gpus": definition.limits.gpus}
             cap = definition.phase(submission.phase.slug).max_jobs_in_flight_per_participant
-            if submission.state == "queued":
-                submission.state, submission.started_at = "running", utcnow()
+            if submission.state == SubmissionState.QUEUED:
+                submission.state = transition(submission.state, SubmissionState.RUNNING)
+                submission.started_at = utcnow()
             for job in submission.jobs:
                 if job.state not in UNFINISHED:
                     continue
-                stage = "evaluate" if job.state == "evaluating" else "run"
+                stage = "evaluate" if job.state == JobState.EVALUATING else "run"
                 item = case_job(settings, submission, job, definition)
-                if job.state == "running":  # its driver stopped: its container may still run
+                if job.state == JobState.RUNNING:  # its driver stopped: its container may still run
                     leftovers.append(casejob.container_name(item))
                 pending.append(Pending(job.id, submission.id, item, stage, resources, submission.participant, cap))
     if leftovers:
@@ -112,8 +114,8 @@ def cancel(settings: Settings, submission_id: int) -> int:
         expand(session, submission)
         jobs = [j for j in submission.jobs if j.state in UNFINISHED]
         for job in jobs:
-            job.state, job.finished_at = "cancelled", utcnow()
-        submission.state, submission.finished_at = "cancelled", utcnow()
+            job.state, job.finished_at = transition(job.state, JobState.CANCELLED), utcnow()
+        submission.state, submission.finished_at = transition(submission.state, SubmissionState.CANCELLED), utcnow()
         return len(jobs)
 
 
@@ -133,7 +135,8 @@ def finish_ready(settings: Settings, submission_ids: Iterable[int] | None,
             if not submission.jobs or any(j.state in UNFINISHED for j in submission.jobs):
                 continue
             leaderboard.summarize_submission(session, submission)
-            submission.state = "succeeded" if any(j.state == "succeeded" for j in submission.jobs) else "failed"
+            submission.state = transition(submission.state, SubmissionState.SUCCEEDED if any(
+                j.state == JobState.SUCCEEDED for j in submission.jobs) else SubmissionState.FAILED)
             submission.finished_at = utcnow()
             finished.append(submission.id)
             phases.add(submission.phase_id)
@@ -155,20 +158,22 @@ def prepare_reevaluation(settings: Settings, submission_ids: Iterable[int]) -> l
         for sid in ids:
             if sid not in found:
                 raise SubmissionError(f"no submission {sid}")
-            if found[sid].state not in ("succeeded", "failed"):
+            if found[sid].state not in (SubmissionState.SUCCEEDED, SubmissionState.FAILED):
                 raise SubmissionError(f"submission {sid} is {found[sid].state}: only ended submissions are "
                                       "re-evaluated")
         for submission in found.values():
-            submission.evaluation_state, submission.evaluation_detail = None, ""  # its container runs again
+            submission.evaluation_state = EVALUATIONS.move(submission.evaluation_state, None)  # it runs again
+            submission.evaluation_detail = ""
             if submission.phase.challenge.definition["evaluation"].get("task") is None:
-                submission.state = "running"  # scored by the evaluation container alone: no job reruns
+                # scored by the evaluation container alone: no job reruns
+                submission.state = transition(submission.state, SubmissionState.RUNNING)
                 continue
             for job in submission.jobs:
                 # an output the evaluator rejected is stored too, and may pass a changed recipe
-                if job.state == "succeeded" or (job.reason == "invalid_output"
+                if job.state == JobState.SUCCEEDED or (job.reason == "invalid_output"
                                                 and has_prediction(settings, submission, job)):
-                    job.state = "evaluating"
-            submission.state = "running"
+                    job.state = transition(job.state, JobState.EVALUATING)
+            submission.state = transition(submission.state, SubmissionState.RUNNING)
     return ids
 
 
