@@ -55,6 +55,9 @@ class CaseOutcome:
     stdout_tail: str = ""
     stderr_tail: str = ""
     runtime_seconds: float | None = None
+    cpu_seconds: float | None = None  # None: not measurable on the node
+    peak_memory_bytes: int | None = None
+    gpu_seconds: float | None = None  # the run's wall time times the GPUs Ray assigned it
     rows: list[dict[str, Any]] = field(default_factory=list)
     pooled: Any = None
     notes: list[str] = field(default_factory=list)
@@ -95,7 +98,9 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
         except RunnerError as exc:  # podman itself failed (a node without the GPU, ...)
             return _platform_error(job.case, "starting the container", exc)
         outcome = CaseOutcome(case=job.case, state="failed", stdout_tail=result.stdout_tail,
-                              stderr_tail=result.stderr_tail, runtime_seconds=result.runtime_seconds)
+                              stderr_tail=result.stderr_tail, runtime_seconds=result.runtime_seconds,
+                              cpu_seconds=result.cpu_seconds, peak_memory_bytes=result.peak_memory_bytes,
+                              gpu_seconds=round(result.runtime_seconds * len(gpu_ids), 3))
         if result.status != "ok":
             outcome.reason = result.status
             outcome.detail = _describe_failure(result)

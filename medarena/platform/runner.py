@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from medarena.errors import InvalidInput, PlatformFault
 from medarena.platform.outputfs import OutputFolder
+from medarena.platform.usage import CaseMeter, Usage
 
 RunStatus = Literal["ok", "timeout", "out_of_memory", "exit_code", "image_error", "output_too_large"]
 
@@ -93,6 +94,8 @@ class RunResult:
     stderr_tail: str
     command: list[str] = field(repr=False)
     message: str = ""  # one line for the participant; empty when ok
+    cpu_seconds: float | None = None  # None: not measurable on this host
+    peak_memory_bytes: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -263,7 +266,8 @@ SCRATCH_FOLDERS = ("/opt/ml/output/data", "/opt/ml/checkpoints")
 
 def container_command(image: str, input_dir: Path, output_dir: Path, limits: Limits, *, name: str,
                       gpu_ids: Sequence[str] = (), file_size_limit: int | None = None,
-                      read_only_mounts: Sequence[tuple[Path, str]] = ()) -> list[str]:
+                      read_only_mounts: Sequence[tuple[Path, str]] = (),
+                      cgroup_parent: str | None = None) -> list[str]:
     """The podman command that runs ``image`` on one case with the contract's isolation.
     ``file_size_limit``: RLIMIT_FSIZE in bytes, where no file system caps ``/output``;
     ``read_only_mounts`` adds (host folder, container path) pairs, e.g. a model at /opt/ml/model."""
@@ -298,6 +302,8 @@ def container_command(image: str, input_dir: Path, output_dir: Path, limits: Lim
         # podman's default ulimits cannot be set on these hosts; explicit ones always can
         "--ulimit=nofile=1024:1024", "--ulimit=nproc=4096:4096",
     ]
+    if cgroup_parent:  # a cgroup of the run's own, to measure it (medarena.platform.usage)
+        command.append(f"--cgroup-parent={cgroup_parent}")
     if file_size_limit:
         command.append(f"--ulimit=fsize={int(file_size_limit)}:{int(file_size_limit)}")
     for gpu in gpu_ids:
@@ -357,12 +363,15 @@ def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits,
         _podman("rm", "--force", "--ignore", name, timeout=60)  # left over from a lost worker
     else:
         name = f"medarena-{uuid.uuid4().hex[:16]}"
+    meter, used = CaseMeter(name), Usage()
     command = container_command(image, input_dir, output_dir, limits, name=name, gpu_ids=gpu_ids,
-                                file_size_limit=output.file_size_limit, read_only_mounts=read_only_mounts)
+                                file_size_limit=output.file_size_limit, read_only_mounts=read_only_mounts,
+                                cgroup_parent=meter.cgroup_parent)
 
     def result(status: RunStatus, exit_code: int | None, runtime: float, out: str, err: str,
                message: str) -> RunResult:
-        return RunResult(status, exit_code, round(runtime, 3), out, err, command, message)
+        return RunResult(status, exit_code, round(runtime, 3), out, err, command, message,
+                         used.cpu_seconds, used.peak_memory_bytes)
 
     if image not in _verified_images:  # a pinned image ID, once checked, stays what it was
         try:
@@ -398,6 +407,7 @@ def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits,
         if process.poll() is None:
             _stop(name, process)
         _podman("rm", "--force", name, timeout=60)
+        used = meter.finish()
     out, err = stdout.text(), stderr.text()
     too_large = too_large or output.over()  # also a container that went over in its last moments
 

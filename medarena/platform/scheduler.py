@@ -381,6 +381,8 @@ def _record(settings: Settings, item: _Pending, outcome: CaseOutcome) -> bool:
             job.runtime_seconds = outcome.runtime_seconds
         if item.stage == "run":
             job.stdout_tail, job.stderr_tail = _storable(outcome.stdout_tail), _storable(outcome.stderr_tail)
+            job.cpu_seconds, job.peak_memory_bytes = outcome.cpu_seconds, outcome.peak_memory_bytes
+            job.gpu_seconds = outcome.gpu_seconds
         if outcome.state != "evaluating":
             job.finished_at = utcnow()
         if outcome.state == "succeeded":
