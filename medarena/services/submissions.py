@@ -15,7 +15,7 @@ from medarena.platform.database import Job, LeaderboardEntry, Submission, sessio
 from medarena.platform.runner import save_image
 from medarena.platform.settings import Settings
 from medarena.platform.submissions import create_submission, find_phase
-from medarena.services import access
+from medarena.services import access, compute
 from medarena.services.access import SubmissionView
 
 
@@ -60,6 +60,8 @@ def _describe(session, submission: Submission, view: SubmissionView) -> dict[str
                 "runtime_seconds": job.runtime_seconds}
         if view.details:
             case["detail"] = job.detail
+        if view.compute:
+            case.update(compute.case_figures(job))
         if view.scores:
             case["metrics"] = [{k: v for k, v in row.items() if k != "case"} for row in leaderboard.job_rows(job)]
         cases.append(case)
@@ -68,6 +70,8 @@ def _describe(session, submission: Submission, view: SubmissionView) -> dict[str
         "participant": submission.participant, "state": submission.state, "created_at": submission.created_at,
         "started_at": submission.started_at, "finished_at": submission.finished_at, "cases": cases,
         "case_counts": _counts(submission)}
+    if view.compute:
+        data["compute"] = compute.submission_totals(session, submission)
     if view.details:
         data.update(image=submission.image, image_digest=submission.image_digest, comment=submission.comment)
     if view.scores:
