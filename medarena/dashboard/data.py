@@ -81,6 +81,10 @@ def submission_info(viewer: Viewer, submission_id: int) -> SubmissionInfo | None
     return browse.submission_info(viewer.settings, viewer.identity, submission_id)
 
 
+def phase_compute(viewer: Viewer, challenge: str, phase: str) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+    return browse.phase_compute(viewer.settings, viewer.identity, challenge, phase)
+
+
 def case_results(viewer: Viewer, submission_id: int) -> pd.DataFrame:
     return browse.case_results(viewer.settings, viewer.identity, submission_id)
 
