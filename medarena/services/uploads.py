@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 
 from medarena.accounts.tokens import Identity
 from medarena.errors import Conflict, InvalidInput, PayloadTooLarge, TooManyRequests
+from medarena.platform import compute
 from medarena.platform.account_tables import Upload
 from medarena.platform.database import session_scope, utcnow
 from medarena.platform.runner import ImageError, load_image
@@ -105,6 +106,8 @@ def create_upload(settings: Settings, caller: Identity | None, challenge: str, p
         if size > cap:
             raise PayloadTooLarge(f"size: {size} bytes is over the {definition.phase(phase).max_image_mb} MB "
                                   f"that {challenge}/{phase} accepts for an image")
+        # a spent compute budget refuses the image before its bytes travel (and again at submission)
+        compute.check_budget(session, phase_row, definition.phase(phase), caller.username, caller.user_id)
         count, held = session.execute(select(func.count(Upload.id), func.coalesce(func.sum(Upload.size), 0)).where(
             Upload.user_id == caller.user_id, Upload.state.in_(HELD))).one()
         if count >= quotas.per_user_count:
