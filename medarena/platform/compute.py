@@ -113,4 +113,4 @@ def check_budget(session: Session, phase: Phase, rules: PhaseDefinition, partici
 
 
 def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.3g} hours"
+    return f"{seconds / 3600:.4g} hours"
