@@ -16,6 +16,7 @@ from medarena.platform.settings import Settings
 from medarena.services import browse
 from medarena.services.browse import (  # noqa: F401  (the pages use these names from here)
     CASE_COLUMNS,
+    COMPUTE_COLUMNS,
     JOB_STATES,
     LEADERBOARD_COLUMNS,
     STABILITY_COLUMNS,

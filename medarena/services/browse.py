@@ -401,7 +401,7 @@ def case_results(settings: Settings, caller: Identity | None, submission_id: int
                 wide = wide.pivot(index="case", columns="column", values="value")
                 ordered = list(dict.fromkeys(wide.columns))
                 return pd.DataFrame(rows).set_index("case").join(wide[ordered]).reset_index()
-    return pd.DataFrame(rows, columns=CASE_COLUMNS)
+    return pd.DataFrame(rows, columns=CASE_COLUMNS + (COMPUTE_COLUMNS if view.compute else []))
 
 
 def _case_compute(job: Job) -> dict[str, float | None]:
