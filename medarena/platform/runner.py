@@ -363,7 +363,7 @@ def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits,
         _podman("rm", "--force", "--ignore", name, timeout=60)  # left over from a lost worker
     else:
         name = f"medarena-{uuid.uuid4().hex[:16]}"
-    meter, used = CaseMeter(name), Usage()
+    meter, used = CaseMeter(name, podman_env), Usage()
     command = container_command(image, input_dir, output_dir, limits, name=name, gpu_ids=gpu_ids,
                                 file_size_limit=output.file_size_limit, read_only_mounts=read_only_mounts,
                                 cgroup_parent=meter.cgroup_parent)

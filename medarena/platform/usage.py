@@ -26,6 +26,7 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -46,13 +47,11 @@ class Usage:
 
 
 @cache
-def cgroup_parent_supported() -> bool:
+def cgroup_parent_supported(podman_env: Callable[[], dict[str, str]]) -> bool:
     """Root podman with the cgroupfs manager: ``--cgroup-parent`` is a plain cgroup path."""
     if os.geteuid() != 0 or not CGROUP_ROOT.is_dir():
         return False
     try:
-        from medarena.platform.runner import podman_env
-
         result = subprocess.run(["podman", "info", "--format", "json"], capture_output=True, text=True,
                                 env=podman_env(), timeout=60, stdin=subprocess.DEVNULL)
         host = json.loads(result.stdout).get("host", {}) if result.returncode == 0 else {}
@@ -65,11 +64,12 @@ class CaseMeter:
     """The per-case cgroup of one container run, named after the container.
 
     ``cgroup_parent`` is what to pass to podman (None: not measurable here); :meth:`finish`,
-    called once the container is removed, reads and removes it."""
+    called once the container is removed, reads and removes it. ``podman_env`` gives the
+    environment of podman calls (the runner's settings)."""
 
-    def __init__(self, container_name: str) -> None:
+    def __init__(self, container_name: str, podman_env: Callable[[], dict[str, str]]) -> None:
         self.cgroup_parent: str | None = None
-        if _SAFE.match(container_name) and cgroup_parent_supported():
+        if _SAFE.match(container_name) and cgroup_parent_supported(podman_env):
             self.cgroup_parent = f"/{PARENT}/{container_name}"
             _remove(self.cgroup_parent)  # left by a worker that was lost: its counters are not this run's
 

@@ -80,7 +80,7 @@ def test_a_container_s_cpu_and_peak_memory_come_from_its_own_cgroup(burner, tmp_
 
 @pytest.mark.podman
 def test_where_no_cgroup_can_be_made_the_run_goes_on_unmeasured(burner, tmp_path, monkeypatch):
-    monkeypatch.setattr(usage, "cgroup_parent_supported", lambda: False)  # rootless, systemd manager
+    monkeypatch.setattr(usage, "cgroup_parent_supported", lambda _env: False)  # rootless, systemd manager
     (tmp_path / "in").mkdir()
     result = run_container(burner, tmp_path / "in", tmp_path / "out", Limits(wall_time_seconds=60, memory_mb=512))
     assert result.ok and result.runtime_seconds > 1.0
