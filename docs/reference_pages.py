@@ -33,8 +33,9 @@ def _models():
 
     definition = challenges.ChallengeDefinition
     interface = challenges.Interface
-    top = [definition, challenges.PhaseDefinition, interface, interface.model_fields["inputs"].annotation,
-           interface.model_fields["outputs"].annotation, challenges.Evaluation,
+    top = [definition, challenges.PhaseDefinition, challenges.ComputeBudget, interface,
+           interface.model_fields["inputs"].annotation, interface.model_fields["outputs"].annotation,
+           challenges.Evaluation,
            definition.model_fields["limits"].annotation, RankingRecipe, MetricWeight]
     models = []
     for item in top:  # list[Socket] -> Socket

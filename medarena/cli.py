@@ -217,6 +217,7 @@ def results(submission: int, output: Annotated[Path | None, typer.Option(help="w
     if data["evaluation_state"] == EvaluationState.FAILED:
         console.print(Text(f"evaluation failed (the organizer's to fix): {data['evaluation_detail']}"))
     _print_case_table(data["cases"])
+    console.print(Text(cli_compute.totals_line(data["compute"])))
     for case in data["cases"] if logs else []:
         if case["state"] == JobState.FAILED and (case["stdout_tail"] or case["stderr_tail"]):
             console.rule(plain(f"{case['case']}: {case['reason']}"))
@@ -237,13 +238,15 @@ def results(submission: int, output: Annotated[Path | None, typer.Option(help="w
 def _print_case_table(cases: list[dict]) -> None:
     metric_names = sorted({k for c in cases for r in c.get("metrics", []) for k in r
                            if k not in ("label",)})
-    table = _table("case", "state", "reason", "runtime s", "label", *metric_names, "detail")
+    table = _table("case", "state", "reason", "runtime s", *cli_compute.CASE_HEADERS, "label", *metric_names,
+                   "detail")
     for case in cases:
         rows = case.get("metrics") or [{}]
         for row in rows:
             cells = [case["case"], case["state"], case.get("reason") or "",
                      f"{case['runtime_seconds']:.1f}" if case.get("runtime_seconds") is not None else "",
-                     str(row.get("label") or ""), *[_fmt(row.get(m)) for m in metric_names], case.get("detail") or ""]
+                     *cli_compute.case_cells(case), str(row.get("label") or ""),
+                     *[_fmt(row.get(m)) for m in metric_names], case.get("detail") or ""]
             table.add_row(*map(plain, cells))
     console.print(table)
 
@@ -447,7 +450,7 @@ def _progress(transient: bool = False):
     progress.stop()
 
 
-from medarena import cli_remote  # noqa: E402 - the server and the participant's commands against it
+from medarena import cli_compute, cli_remote  # noqa: E402 - the server and the participant's commands against it
 from medarena.cli_accounts import tokens_app, users_app  # noqa: E402
 
 app.add_typer(users_app, name="users")
@@ -455,6 +458,7 @@ app.add_typer(tokens_app, name="tokens")
 app.command()(cli_remote.serve)
 app.command()(cli_remote.login)
 app.command()(cli_remote.logout)
+app.command()(cli_compute.compute)
 
 if __name__ == "__main__":
     app()

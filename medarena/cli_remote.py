@@ -21,6 +21,7 @@ from rich.text import Text
 
 from medarena import client as remote
 from medarena.cli_common import fails_cleanly
+from medarena.cli_compute import CASE_HEADERS, case_cells, totals_line
 from medarena.errors import InvalidInput, NotFound, PlatformFault
 from medarena.services.states import FINAL_SUBMISSION, HELD_UPLOAD, JobState
 
@@ -269,14 +270,19 @@ def status(client: remote.Client, challenge: str | None) -> None:
 def results(client: remote.Client, submission_id: int, output: Path | None, logs: bool) -> None:
     data = client.call("GET", f"/api/v1/submissions/{submission_id}")
     names = sorted({k for c in data["cases"] for r in c.get("metrics", []) for k in r if k != "label"})
-    table = Table("case", "state", "reason", "runtime s", "label", *names, "detail")
+    figures = "compute" in data  # the caller's own submission, or an organizer
+    table = Table("case", "state", "reason", "runtime s", *(CASE_HEADERS if figures else ()), "label", *names,
+                  "detail")
     for case in data["cases"]:
         for row in case.get("metrics") or [{}]:
             table.add_row(Text(case["case"]), case["state"], case.get("reason") or "",
                           f"{case['runtime_seconds']:.1f}" if case.get("runtime_seconds") is not None else "",
-                          Text(str(row.get("label") or "")), *[_fmt(row.get(m)) for m in names],
+                          *(case_cells(case) if figures else ()), Text(str(row.get("label") or "")),
+                          *[_fmt(row.get(m)) for m in names],
                           Text(case.get("detail") or ""))
     console.print(table)
+    if figures:
+        console.print(Text(totals_line(data["compute"])))
     _print_scores(data)
     if logs:
         for case in client.call("GET", f"/api/v1/submissions/{submission_id}/logs")["cases"]:

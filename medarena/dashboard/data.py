@@ -15,6 +15,7 @@ from medarena.accounts.tokens import Identity
 from medarena.services import browse
 from medarena.services.browse import (  # noqa: F401  (the pages use these names from here)
     CASE_COLUMNS,
+    COMPUTE_COLUMNS,
     JOB_STATES,
     LEADERBOARD_COLUMNS,
     STABILITY_COLUMNS,
@@ -79,6 +80,10 @@ def unfinished_submissions(viewer: Viewer, challenge: str, phase: str) -> pd.Dat
 
 def submission_info(viewer: Viewer, submission_id: int) -> SubmissionInfo | None:
     return browse.submission_info(viewer.settings, viewer.identity, submission_id)
+
+
+def phase_compute(viewer: Viewer, challenge: str, phase: str) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+    return browse.phase_compute(viewer.settings, viewer.identity, challenge, phase)
 
 
 def case_results(viewer: Viewer, submission_id: int) -> pd.DataFrame:

@@ -60,6 +60,9 @@ class CaseOutcome:
     stdout_tail: str = ""
     stderr_tail: str = ""
     runtime_seconds: float | None = None
+    cpu_seconds: float | None = None  # None: not measurable on the node
+    peak_memory_bytes: int | None = None
+    gpu_seconds: float | None = None  # the run's wall time times the GPUs Ray assigned it
     rows: list[dict[str, Any]] = field(default_factory=list)
     pooled: Any = None
     notes: list[str] = field(default_factory=list)
@@ -108,7 +111,7 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
                                                gpu_ids=gpu_ids, read_only_mounts=mounts, output=output))
         except RunnerError as exc:  # podman itself failed (a node without the GPU, ...)
             return _platform_error(job.case, "starting the container", exc)
-        return _collect(job, definition, values, result, output.path)
+        return _collect(job, definition, values, result, output.path, gpu_ids)
     except Exception as exc:  # noqa: BLE001 - never the participant's: their faults are outcomes above
         return _platform_error(job.case, "running the case", exc)
     finally:
@@ -117,10 +120,12 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
 
 
 def _collect(job: CaseJob, definition: ChallengeDefinition, values: dict[str, Any], result,
-             output_path: Path) -> CaseOutcome:
+             output_path: Path, gpu_ids: tuple[str, ...]) -> CaseOutcome:
     """The outcome of a container run: its failure, or its outputs checked and stored."""
     outcome = CaseOutcome(case=job.case, state=JobState.FAILED, stdout_tail=result.stdout_tail,
-                          stderr_tail=result.stderr_tail, runtime_seconds=result.runtime_seconds)
+                          stderr_tail=result.stderr_tail, runtime_seconds=result.runtime_seconds,
+                          cpu_seconds=result.cpu_seconds, peak_memory_bytes=result.peak_memory_bytes,
+                          gpu_seconds=round(result.runtime_seconds * len(gpu_ids), 3))
     if result.status != "ok":
         outcome.reason = result.status
         outcome.detail = _describe_failure(result)
@@ -180,7 +185,7 @@ def _run_on_server(job: CaseJob, definition: ChallengeDefinition, gpu_ids: tuple
         except RunnerError as exc:
             server.stop()
             return _platform_error(job.case, "starting the container", exc)
-        return _collect(job, definition, values, result, server.output.path)
+        return _collect(job, definition, values, result, server.output.path, gpu_ids)
     except Exception as exc:  # noqa: BLE001
         return _platform_error(job.case, "running the case", exc)
     finally:

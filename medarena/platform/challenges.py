@@ -56,6 +56,29 @@ def check_line(value: str, what: str, limit: int, *, required: bool = False) -> 
     return value
 
 
+MAX_BUDGET_HOURS = 1_000_000
+
+
+class ComputeBudget(Strict):
+    """What a phase's algorithm containers may use, counted from the figures recorded for every
+    case that ran (a case that failed for a fault of the platform never counts). Once a budget
+    is spent, the phase refuses new submissions to it; a submission already queued still runs.
+    Leave a field out for no budget of that kind."""
+
+    cpu_hours_per_participant: float | None = Field(
+        default=None, gt=0, le=MAX_BUDGET_HOURS, description="CPU hours one participant's submissions to "
+        "this phase may use in all")
+    gpu_hours_per_participant: float | None = Field(
+        default=None, gt=0, le=MAX_BUDGET_HOURS, description="GPU hours (a case's wall time times its GPUs) one "
+        "participant's submissions to this phase may use in all")
+    cpu_hours_per_challenge: float | None = Field(
+        default=None, gt=0, le=MAX_BUDGET_HOURS, description="CPU hours every submission to every phase of the "
+        "challenge may use together; checked when submitting to this phase")
+    gpu_hours_per_challenge: float | None = Field(
+        default=None, gt=0, le=MAX_BUDGET_HOURS, description="GPU hours every submission to every phase of the "
+        "challenge may use together; checked when submitting to this phase")
+
+
 class PhaseDefinition(Strict):
     """A phase: a test set with its own submission window, limits and visibility."""
 
@@ -73,6 +96,8 @@ class PhaseDefinition(Strict):
     max_jobs_in_flight_per_participant: int = Field(
         default=0, ge=0, description="cases of one participant that run at once, over all their "
         "submissions; the others wait while other participants' cases take the free slots; 0 = no cap")
+    compute_budget: ComputeBudget = Field(default_factory=ComputeBudget, description="CPU and GPU hours the "
+                                          "phase's submissions may use; none by default")
     leaderboard_public: bool = Field(default=True, description="anyone may see the leaderboard")
     case_results_public: bool = Field(default=False, description="anyone may see the per-case results")
 

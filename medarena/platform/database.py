@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -117,7 +118,10 @@ class Job(Base):
     detail: Mapped[str] = mapped_column(Text, default="")  # a one-line message a participant can act on
     stdout_tail: Mapped[str] = mapped_column(Text, default="")
     stderr_tail: Mapped[str] = mapped_column(Text, default="")
-    runtime_seconds: Mapped[float | None] = mapped_column(Float)
+    runtime_seconds: Mapped[float | None] = mapped_column(Float)  # the container's wall time
+    cpu_seconds: Mapped[float | None] = mapped_column(Float)  # NULL: not measurable where it ran
+    peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    gpu_seconds: Mapped[float | None] = mapped_column(Float)  # wall time x GPUs assigned
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     pooled: Mapped[Any] = mapped_column(JSON, nullable=True)  # the evaluator's data-set payload
     platform_log: Mapped[str] = mapped_column(Text, default="")  # organizer only: platform faults

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
-from medarena.platform import casejob, casestore, layout, leaderboard, objectstore
+from medarena.platform import casejob, casestore, compute, layout, leaderboard, objectstore
 from medarena.platform.challenges import ChallengeDefinition, DefinitionError, load_definition
 from medarena.platform.containers import get_backend
 from medarena.platform.database import Case, Challenge, Phase, Submission, session_scope
@@ -196,7 +196,9 @@ def submission_results(settings: Settings, submission_id: int) -> dict[str, Any]
         cases = []
         for job in sorted(submission.jobs, key=lambda j: j.case.name):
             cases.append({"case": job.case.name, "state": job.state, "reason": job.reason, "detail": job.detail,
-                          "runtime_seconds": job.runtime_seconds, "stdout_tail": job.stdout_tail,
+                          "runtime_seconds": job.runtime_seconds, "cpu_seconds": job.cpu_seconds,
+                          "peak_memory_bytes": job.peak_memory_bytes, "gpu_seconds": job.gpu_seconds,
+                          "stdout_tail": job.stdout_tail,
                           "stderr_tail": job.stderr_tail, "metrics": [{k: v for k, v in row.items() if k != "case"}
                                       for row in leaderboard.job_rows(job)]})
         return {"submission": submission.id, "participant": submission.participant,
@@ -204,6 +206,7 @@ def submission_results(settings: Settings, submission_id: int) -> dict[str, Any]
                 "model_digest": submission.model_digest, "evaluation_state": submission.evaluation_state,
                 "evaluation_detail": submission.evaluation_detail,
                 "evaluation_log": submission.evaluation_log, "cases": cases,
+                "compute": compute.submission_totals(session, [submission.id])[submission.id].as_dict(),
                 "aggregates": submission.aggregates, "dataset": submission.dataset_metrics or {}}
 
 

@@ -29,6 +29,7 @@ from typing import IO, Literal
 from medarena.errors import InvalidInput, PlatformFault
 from medarena.platform.definitions import Limits  # noqa: F401 - defined there, long imported from here
 from medarena.platform.outputfs import OutputFolder
+from medarena.platform.usage import CaseMeter, Usage
 
 RunStatus = Literal["ok", "timeout", "out_of_memory", "exit_code", "image_error", "output_too_large"]
 
@@ -80,6 +81,8 @@ class RunResult:
     stderr_tail: str
     command: list[str] = field(repr=False)
     message: str = ""  # one line for the participant; empty when ok
+    cpu_seconds: float | None = None  # None: not measurable on this host
+    peak_memory_bytes: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -250,11 +253,13 @@ SCRATCH_FOLDERS = ("/opt/ml/output/data", "/opt/ml/checkpoints")
 
 def container_command(image: str, input_dir: Path, output_dir: Path, limits: Limits, *, name: str,
                       gpu_ids: Sequence[str] = (), file_size_limit: int | None = None,
-                      read_only_mounts: Sequence[tuple[Path, str]] = (), cidfile: Path | None = None) -> list[str]:
+                      read_only_mounts: Sequence[tuple[Path, str]] = (), cidfile: Path | None = None,
+                      cgroup_parent: str | None = None) -> list[str]:
     """The podman command that runs ``image`` on one case with the contract's isolation; the
     container removes itself when it ends. ``file_size_limit``: RLIMIT_FSIZE in bytes, where no
     file system caps ``/output``; ``read_only_mounts`` adds (host folder, container path) pairs,
-    e.g. a model at /opt/ml/model; ``cidfile``: where podman writes the container's ID."""
+    e.g. a model at /opt/ml/model; ``cidfile``: where podman writes the container's ID;
+    ``cgroup_parent``: a cgroup of the run's own, to measure it (:mod:`medarena.platform.usage`)."""
     mounts = []
     for path, target, options in ((input_dir, "/input", "ro"), (output_dir, "/output", "rw,U"),
                                   *((path, target, "ro") for path, target in read_only_mounts)):
@@ -287,6 +292,8 @@ def container_command(image: str, input_dir: Path, output_dir: Path, limits: Lim
         # podman's default ulimits cannot be set on these hosts; explicit ones always can
         "--ulimit=nofile=1024:1024", "--ulimit=nproc=4096:4096",
     ]
+    if cgroup_parent:
+        command.append(f"--cgroup-parent={cgroup_parent}")
     if file_size_limit:
         command.append(f"--ulimit=fsize={int(file_size_limit)}:{int(file_size_limit)}")
     for gpu in gpu_ids:
@@ -351,13 +358,15 @@ def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits,
     name = name or f"medarena-{uuid.uuid4().hex[:16]}"
     # the container's ID, written by podman once it exists (beside /output, never inside it)
     cidfile = output_dir.parent / f".{name}.cid"
+    meter, used = CaseMeter(name, podman_env), Usage()
     command = container_command(image, input_dir, output_dir, limits, name=name, gpu_ids=gpu_ids,
                                 file_size_limit=output.file_size_limit, read_only_mounts=read_only_mounts,
-                                cidfile=cidfile)
+                                cidfile=cidfile, cgroup_parent=meter.cgroup_parent)
 
     def result(status: RunStatus, exit_code: int | None, runtime: float, out: str, err: str,
                message: str) -> RunResult:
-        return RunResult(status, exit_code, round(runtime, 3), out, err, command, message)
+        return RunResult(status, exit_code, round(runtime, 3), out, err, command, message,
+                         used.cpu_seconds, used.peak_memory_bytes)
 
     if image not in _verified_images:  # a pinned image ID, once checked, stays what it was
         try:
@@ -367,17 +376,20 @@ def run_container(image: str, input_dir: Path, output_dir: Path, limits: Limits,
         if image.startswith("sha256:"):
             _verified_images.add(image)
 
-    for attempt in (1, 2):
-        cidfile.unlink(missing_ok=True)
-        try:
-            run = _watch(command, name, output, limits, log_tail_bytes, cwd=output_dir.parent)
-            started = _started(cidfile, run.started_at) if run.exit_code in _PODMAN_EXIT_CODES else True
-        finally:
+    try:
+        for attempt in (1, 2):
             cidfile.unlink(missing_ok=True)
-        if started is None and attempt == 1 and "already in use" in run.err:  # left over from a lost worker
-            _podman("rm", "--force", "--ignore", "--time", "0", name, timeout=60)
-            continue
-        break
+            try:
+                run = _watch(command, name, output, limits, log_tail_bytes, cwd=output_dir.parent)
+                started = _started(cidfile, run.started_at) if run.exit_code in _PODMAN_EXIT_CODES else True
+            finally:
+                cidfile.unlink(missing_ok=True)
+            if started is None and attempt == 1 and "already in use" in run.err:  # left over from a lost worker
+                _podman("rm", "--force", "--ignore", "--time", "0", name, timeout=60)
+                continue
+            break
+    finally:
+        used = meter.finish()  # the container is gone (--rm): its cgroup holds its totals
     out, err, runtime = run.out, run.err, run.runtime
 
     if run.too_large:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from medarena.errors import Conflict, NotFound, TooManyRequests, UserError
 from medarena.platform.challenges import ChallengeDefinition
+from medarena.platform.compute import check_budget
 from medarena.platform.database import Challenge, Phase, Submission, utcnow
 from medarena.platform.states import SubmissionState, transition
 from medarena.platform.submission_limits import used_submissions
@@ -98,6 +99,7 @@ def create_submission(session: Session, challenge_slug: str, phase_slug: str, pa
             raise LimitSpent(
                 f"participant {participant!r} has used {used} of {rules.submission_limit} submissions to "
                 f"{challenge_slug}/{phase_slug} in the last {rules.limit_period_days:g} day(s)")
+    check_budget(session, phase, rules, participant, submitter_id)
     submission = Submission(phase=phase, participant=participant, image=image, image_digest=image_digest,
                             comment=comment, state=transition(None, SubmissionState.QUEUED), created_at=now,
                             submitter_id=submitter_id,

@@ -2,11 +2,12 @@
 
 - A site admin may do everything.
 - An organizer of a challenge edits it, opens and closes its phases, approves participants, sees
-  every submission with its logs and the platform log, hidden leaderboards, re-evaluates and
-  re-ranks.
+  every submission with its logs and the platform log, hidden leaderboards, the compute every
+  submission and phase used, re-evaluates and re-ranks.
 - A participant (registered, and approved where the challenge asks for approval) submits, and
-  sees their own submissions: states, reasons, runtimes; their scores unless the phase is hidden;
-  the logs of their cases where the phase says ``participant_logs: own``.
+  sees their own submissions: states, reasons, runtimes, the compute they used; their scores
+  unless the phase is hidden; the logs of their cases where the phase says
+  ``participant_logs: own``.
 - Anyone sees the challenges, public leaderboards and, where a phase makes them public, its
   per-case results.
 
@@ -56,6 +57,7 @@ class SubmissionView:
     details: bool  # reasons' details, image, comment
     logs: bool  # stdout and stderr tails
     platform_log: bool
+    compute: bool = False  # CPU, GPU and memory figures: to its owner and the organizers
 
 
 def require_login(caller: Identity | None) -> Identity:
@@ -122,6 +124,11 @@ def case_results_visible(session: Session, caller: Identity | None, phase: Phase
     return who
 
 
+def phase_compute_visible(session: Session, caller: Identity | None, phase: Phase) -> Standing:
+    """A phase's compute totals, per participant and in all: to its organizers only."""
+    return require_organizer(session, caller, phase.challenge)
+
+
 def submission_view(session: Session, caller: Identity | None, submission: Submission) -> SubmissionView:
     """What the caller sees of a submission; :class:`NotFound` when nothing."""
     who = standing(session, caller, submission.phase.challenge)
@@ -136,11 +143,12 @@ def view_with_standing(who: Standing, caller: Identity | None, rules: PhaseDefin
     """:func:`submission_view` for a caller whose standing in the challenge is known (None: nothing
     to see), so that a list of one phase's submissions asks for the standing once."""
     if who.staff:
-        return SubmissionView(owner=False, staff=True, scores=True, details=True, logs=True, platform_log=True)
+        return SubmissionView(owner=False, staff=True, scores=True, details=True, logs=True, platform_log=True,
+                              compute=True)
     if caller is not None and submission.submitter_id == caller.user_id:
         hidden = not (rules.leaderboard_public or rules.case_results_public)
         return SubmissionView(owner=True, staff=False, scores=not hidden, details=True,
-                              logs=rules.participant_logs == "own", platform_log=False)
+                              logs=rules.participant_logs == "own", platform_log=False, compute=True)
     if rules.leaderboard_public and rules.case_results_public and submission.state in ENDED_SUBMISSION:
         return SubmissionView(owner=False, staff=False, scores=True, details=False, logs=False, platform_log=False)
     return None

@@ -19,8 +19,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from medarena.accounts.tokens import Identity
-from medarena.errors import NotFound
+from medarena.errors import NotFound, UserError
 from medarena.evaluators.tasks import WHOLE_CASE
+from medarena.platform import compute
 from medarena.platform.casestore import open_store
 from medarena.platform.challenges import DefinitionError, PhaseDefinition
 from medarena.platform.database import (
@@ -87,6 +88,7 @@ class SubmissionInfo:
     view: SubmissionView
     model_digest: str | None = None  # the model tarball's sha256 (view.details), when one came with the image
     evaluation_state: str | None = None  # the phase's evaluation container: succeeded or failed
+    compute: dict[str, Any] | None = None  # compute totals (view.compute): see platform.compute.Totals
 
 
 @dataclass(frozen=True)
@@ -363,10 +365,13 @@ def submission_info(settings: Settings, caller: Identity | None, submission_id: 
             dataset_metrics=(submission.dataset_metrics or {}) if view.scores else {},
             aggregates=(submission.aggregates or {}) if view.scores else {}, rules=rules, view=view,
             model_digest=submission.model_digest if view.details else None,
-            evaluation_state=submission.evaluation_state)
+            evaluation_state=submission.evaluation_state,
+            compute=compute.submission_totals(session, [submission.id])[submission.id].as_dict()
+            if view.compute else None)
 
 
 CASE_COLUMNS = ["case", "state", "reason", "detail", "runtime (s)", "attempts"]
+COMPUTE_COLUMNS = ["cpu (s)", "peak memory (MiB)", "gpu (s)"]
 
 
 def first_line(text: str | None, limit: int = 200) -> str:
@@ -388,7 +393,7 @@ def case_results(settings: Settings, caller: Identity | None, submission_id: int
         rows: list[dict[str, Any]] = [
             {"case": name, "state": job.state, "reason": job.reason or "",
              "detail": first_line(job.detail) if view.details else "", "runtime (s)": job.runtime_seconds,
-             "attempts": job.attempts}
+             "attempts": job.attempts, **(_case_compute(job) if view.compute else {})}
             for job, name in jobs]
         if view.scores and rows:
             values = _metric_values(session, submission_id)
@@ -398,7 +403,40 @@ def case_results(settings: Settings, caller: Identity | None, submission_id: int
                 wide = wide.pivot(index="case", columns="column", values="value")
                 ordered = list(dict.fromkeys(wide.columns))
                 return pd.DataFrame(rows).set_index("case").join(wide[ordered]).reset_index()
-    return pd.DataFrame(rows, columns=CASE_COLUMNS)
+    return pd.DataFrame(rows, columns=CASE_COLUMNS + (COMPUTE_COLUMNS if view.compute else []))
+
+
+def _case_compute(job: Job) -> dict[str, float | None]:
+    memory = None if job.peak_memory_bytes is None else job.peak_memory_bytes / 2**20
+    return dict(zip(COMPUTE_COLUMNS, (job.cpu_seconds, memory, job.gpu_seconds), strict=True))
+
+
+PHASE_COMPUTE_COLUMNS = ["participant", "cases", "wall (s)", "cpu (s)", "gpu (s)", "largest peak memory (MiB)"]
+
+
+def phase_compute(settings: Settings, caller: Identity | None, challenge: str, phase: str
+                  ) -> tuple[pd.DataFrame, dict[str, float | None]] | None:
+    """Organizers: what a phase's submissions used per participant, with a last row for all of
+    them, and the phase's compute budget; None for anyone else."""
+    from medarena.services.compute import phase_compute_in
+
+    with read_session(settings.database_url) as session:
+        row = _find_phase(session, challenge, phase)
+        if row is None:
+            return None
+        try:
+            access.phase_compute_visible(session, caller, row)
+            data = phase_compute_in(session, row)
+        except (UserError, DefinitionError):  # not an organizer; a phase the definition no longer names
+            return None
+
+    def cells(who: str, totals: dict[str, Any]) -> list:
+        memory = totals["peak_memory_bytes"]
+        return [who, totals["cases"], totals["wall_seconds"], totals["cpu_seconds"], totals["gpu_seconds"],
+                None if memory is None else memory / 2**20]
+
+    rows = [cells(p["participant"], p) for p in data["participants"]] + [cells("(all)", data["totals"])]
+    return pd.DataFrame(rows, columns=PHASE_COMPUTE_COLUMNS), data["budget"]
 
 
 def _metric_values(session: Session, submission_id: int) -> pd.DataFrame:

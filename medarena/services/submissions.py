@@ -15,7 +15,7 @@ from medarena.platform.database import Job, LeaderboardEntry, MetricValue, Phase
 from medarena.platform.settings import Settings
 from medarena.platform.states import ENDED_SUBMISSION, UNFINISHED, SubmissionState, UploadState, transition
 from medarena.platform.submissions import create_submission, find_phase
-from medarena.services import access
+from medarena.services import access, compute
 from medarena.services.access import SubmissionView
 from medarena.services.cache import VersionedCache, to_json
 
@@ -80,6 +80,7 @@ def _check_usable(upload: Upload, phase_id: int, where: str, kind: str) -> None:
 
 DETAILS = ("image", "image_digest", "comment", "model", "model_digest")
 SCORES = ("aggregates", "dataset")
+COMPUTE = ("compute",)
 
 
 def _full_description(session: Session, submission: Submission) -> dict[str, Any]:
@@ -87,7 +88,7 @@ def _full_description(session: Session, submission: Submission) -> dict[str, Any
     from medarena.platform.leaderboard import job_rows
 
     cases = [{"case": job.case.name, "state": job.state, "reason": job.reason,
-              "runtime_seconds": job.runtime_seconds, "detail": job.detail,
+              "runtime_seconds": job.runtime_seconds, "detail": job.detail, **compute.case_figures(job),
               "metrics": [{k: v for k, v in row.items() if k != "case"} for row in job_rows(job)]}
              for job in sorted(submission.jobs, key=lambda j: j.case.name)]
     data: dict[str, Any] = {
@@ -96,7 +97,8 @@ def _full_description(session: Session, submission: Submission) -> dict[str, Any
         "started_at": submission.started_at, "finished_at": submission.finished_at, "cases": cases,
         "case_counts": _counts(submission), "image": submission.image, "image_digest": submission.image_digest,
         "comment": submission.comment, "model": submission.model, "model_digest": submission.model_digest,
-        "aggregates": submission.aggregates, "dataset": submission.dataset_metrics or {}}
+        "aggregates": submission.aggregates, "dataset": submission.dataset_metrics or {},
+        "compute": compute.submission_totals(session, submission)}
     entry = session.scalar(select(LeaderboardEntry).where(LeaderboardEntry.submission_id == submission.id))
     if entry is not None:
         data["rank"] = {"rank": entry.rank, "score": entry.score, "rank_low": entry.rank_low,
@@ -107,9 +109,10 @@ def _full_description(session: Session, submission: Submission) -> dict[str, Any
 def _as_seen(full: dict[str, Any], view: SubmissionView, rank_shown: bool) -> dict[str, Any]:
     """A full description cut down to what one view of it shows (a new dict; ``full`` is kept)."""
     hidden = (() if view.details else DETAILS) + (() if view.scores else SCORES) + (
-        () if view.scores and rank_shown else ("rank",))
+        () if view.scores and rank_shown else ("rank",)) + (() if view.compute else COMPUTE)
     data = {k: v for k, v in full.items() if k not in hidden and k != "cases"}
-    case_hidden = (() if view.details else ("detail",)) + (() if view.scores else ("metrics",))
+    case_hidden = (() if view.details else ("detail",)) + (() if view.scores else ("metrics",)) + (
+        () if view.compute else compute.CASE_FIELDS)
     data["cases"] = [{k: v for k, v in c.items() if k not in case_hidden} for c in full["cases"]]
     return data
 

@@ -28,8 +28,9 @@ from sqlalchemy import func, select
 
 from medarena.accounts.tokens import Identity
 from medarena.errors import Conflict, InvalidInput, PayloadTooLarge, TooManyRequests
-from medarena.platform import tarballs
+from medarena.platform import compute, tarballs
 from medarena.platform.account_tables import Upload
+from medarena.platform.challenges import PhaseDefinition
 from medarena.platform.database import Challenge, Phase, session_scope, utcnow
 from medarena.platform.runner import ImageError, load_image
 from medarena.platform.settings import Settings
@@ -110,7 +111,8 @@ def create_upload(settings: Settings, caller: Identity | None, challenge: str, p
     if size <= 0:
         raise InvalidInput("size: the file's length in bytes, more than 0")
     with session_scope(settings.database_url) as session:
-        phase_row, max_image_mb = _phase_and_cap(session, challenge, phase)
+        phase_row, rules = _phase_rules(session, challenge, phase)
+        max_image_mb = rules.max_image_mb
         caller = access.require_participant(session, caller, phase_row.challenge)
         if kind == "model" and size > tarballs.MAX_TARBALL_BYTES:
             raise PayloadTooLarge(f"size: {size} bytes is over the {tarballs.MAX_TARBALL_BYTES} bytes accepted "
@@ -118,6 +120,8 @@ def create_upload(settings: Settings, caller: Identity | None, challenge: str, p
         if kind == "image" and size > max_image_mb << 20:
             raise PayloadTooLarge(f"size: {size} bytes is over the {max_image_mb} MB "
                                   f"that {challenge}/{phase} accepts for an image")
+        # a spent compute budget refuses the image before its bytes travel (and again at submission)
+        compute.check_budget(session, phase_row, rules, caller.username, caller.user_id)
         count, held = session.execute(select(func.count(Upload.id), func.coalesce(func.sum(Upload.size), 0)).where(
             Upload.user_id == caller.user_id, Upload.state.in_(HELD))).one()
         if count >= quotas.per_user_count:
@@ -139,18 +143,18 @@ def create_upload(settings: Settings, caller: Identity | None, challenge: str, p
         return _describe(settings, upload)
 
 
-def _phase_and_cap(session, challenge: str, phase: str) -> tuple[Phase, int]:
-    """A phase and its image cap (MB), read from its definition as stored: the platform stores a
-    definition only once validated, with every default written out. Validating it again would
-    import every evaluator (their settings are part of it), which a server taking uploads needs
-    nowhere else."""
+def _phase_rules(session, challenge: str, phase: str) -> tuple[Phase, PhaseDefinition]:
+    """A phase and its rules, read from its definition as stored: the platform stores a
+    definition only once validated, with every default written out. Validating the whole
+    definition again would import every evaluator (their settings are part of it), which a server
+    taking uploads needs nowhere else; the phase's own part is validated alone."""
     row = session.scalar(select(Phase).join(Challenge).where(Challenge.slug == challenge, Phase.slug == phase))
     stored = next((p for p in (row.challenge.definition or {}).get("phases", ())
                    if isinstance(p, dict) and p.get("slug") == phase), None) if row is not None else None
-    if stored is None or not isinstance(stored.get("max_image_mb"), int):
+    if stored is None:
         row, definition = find_phase(session, challenge, phase)  # says what is missing, or validates
-        return row, definition.phase(phase).max_image_mb
-    return row, stored["max_image_mb"]
+        return row, definition.phase(phase)
+    return row, PhaseDefinition.model_validate(stored)
 
 
 def get_upload(settings: Settings, caller: Identity | None, upload_id: str) -> dict[str, Any]:

@@ -89,6 +89,8 @@ def cases():
             "re-rank", lambda r, w: {"slug": "toy", "phase": "final"}, STAFF_ONLY)],
         ("GET", "/api/v1/challenges/{slug}/phases/{phase}/ranking-report"): [(
             "ranking report", lambda r, w: {"slug": "toy", "phase": "final"}, STAFF_ONLY)],
+        ("GET", "/api/v1/challenges/{slug}/phases/{phase}/compute"): [(
+            "a phase's compute totals", lambda r, w: {"slug": "toy", "phase": "test"}, STAFF_ONLY)],
         ("POST", "/api/v1/challenges/{slug}/phases/{phase}/uploads"): [(
             "start an upload", lambda r, w: {"slug": "toy", "phase": "test",
                                              "json": {"size": 10, "sha256": "0" * 64}},

@@ -11,8 +11,12 @@ import subprocess
 import sys
 
 import pytest
+from sqlalchemy import func, select
 
 from medarena.platform import organizer
+from medarena.platform.account_tables import Upload, User
+from medarena.platform.database import Job, Submission, session_scope
+from medarena.platform.submissions import find_phase
 from medarena.services import accounts
 from tests.api.conftest import REPO, settings_for, start_server, stop_server
 from tests.platform.challenge_data import write_definition, write_source
@@ -25,9 +29,12 @@ def service(tmp_path_factory, example_images):
     home = tmp_path_factory.mktemp("cli-home")
     settings = settings_for(home)
     organizer.create_challenge(settings, write_definition(home / "toy.yaml", phases=[
-        {"slug": "test", "opens": "2020-01-01T00:00:00Z", "submission_limit": 10, "case_results_public": True}],
+        {"slug": "test", "opens": "2020-01-01T00:00:00Z", "submission_limit": 10, "case_results_public": True},
+        {"slug": "budgeted", "opens": "2020-01-01T00:00:00Z", "submission_limit": 10,
+         "compute_budget": {"cpu_hours_per_participant": 0.001}}],
         limits={"wall_time_seconds": 120, "memory_mb": 256, "cpus": 1}))
     organizer.ingest_phase(settings, "toy", "test", write_source(home / "source", n=2))
+    organizer.ingest_phase(settings, "toy", "budgeted", write_source(home / "source", n=2))
     accounts.add_user(settings, "alice", "alice-password")
     accounts.grant_role(settings, "alice", "toy", "participant")
     server = start_server(settings, home / "server.log")
@@ -75,10 +82,37 @@ def test_login_submit_follow_results(service):
     results = medarena(config, "results", str(submission), "--logs")
     assert results.returncode == 0, results.stderr
     assert "case0" in results.stdout and "dice" in results.stdout
+    with session_scope(server.settings.database_url) as session:  # measured in the container's own cgroup
+        jobs = session.get(Submission, submission).jobs
+        wall, cpu = sum(j.runtime_seconds for j in jobs), sum(j.cpu_seconds or 0 for j in jobs)
+        assert all(j.cpu_seconds and 0 < j.cpu_seconds <= j.runtime_seconds for j in jobs) or os.geteuid() != 0
+    assert f"compute: 2 case(s) ran, wall {wall:.1f} s, CPU {cpu:.1f} s, GPU 0.0 s" in results.stdout
 
     ended = medarena(config, "cancel", str(submission))
     assert ended.returncode == 1 and ended.stderr.strip() == f"error: submission {submission} has already ended " \
                                                              "(succeeded)"
+
+
+@pytest.mark.podman
+def test_a_spent_compute_budget_refuses_before_the_image_is_sent(service):
+    server, config = service
+    assert medarena(config, "login", server.url, "-u", "alice", "--password-stdin",
+                    stdin="alice-password\n").returncode == 0
+    with session_scope(server.settings.database_url) as session:  # 3.6 s of CPU used: the phase's budget
+        phase, _ = find_phase(session, "toy", "budgeted")
+        alice = session.scalar(select(User.id).where(User.username == "alice"))
+        used = Submission(phase=phase, participant="alice", submitter_id=alice, image="i", image_digest="d",
+                          state="succeeded")
+        used.jobs.append(Job(case=phase.cases[0], state="succeeded", runtime_seconds=4.0, cpu_seconds=3.6))
+        session.add(used)
+    refused = medarena(config, "submit", IMAGE, "-c", "toy", "-p", "budgeted")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "error: phase toy/budgeted: participant 'alice' has used 0.001 hours of the 0.001 CPU hours each "
+        "participant may use (compute_budget.cpu_hours_per_participant)")
+    with session_scope(server.settings.database_url) as session:
+        assert session.scalar(select(func.count(Upload.id)).where(Upload.phase_id == phase.id)) == 0
+        assert session.scalar(select(func.count(Submission.id)).where(Submission.phase_id == phase.id)) == 1
 
 
 @pytest.mark.podman

@@ -82,6 +82,11 @@ PREDICTION[2:5, 7:14, 8:16] = 1
 SPACING = (2.5, 0.8, 0.8)
 
 
+# bob's validation cases: (CPU seconds, peak memory bytes, GPU seconds); each ran 12.5 s
+BOB_COMPUTE = {"case001": (8.0, 300 * 2**20, 12.5), "case002": (20.0, 500 * 2**20, 12.5),
+               "case003": (4.5, 100 * 2**20, 12.5)}
+
+
 @dataclass(frozen=True)
 class Filled:
     url: str
@@ -141,6 +146,9 @@ def fill(url: str) -> dict[str, int]:
                          {"case001": "succeeded", "case002": "failed", "case003": "succeeded"})
         for name in ("case001", "case003"):
             _metrics(bob_jobs[name], DICE["bob"][name], HD95["bob"][name])
+        for name, (cpu, peak, gpu) in BOB_COMPUTE.items():
+            job = bob_jobs[name]
+            job.cpu_seconds, job.peak_memory_bytes, job.gpu_seconds = cpu, peak, gpu
         failed = bob_jobs["case002"]
         failed.reason, failed.detail = "timeout", TIMEOUT_DETAIL + "\nsecond line of detail"
         failed.stdout_tail, failed.stderr_tail = "loading weights\npredicting", "Killed after 300 s"

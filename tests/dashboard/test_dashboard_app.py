@@ -256,3 +256,25 @@ def test_logins_are_throttled_per_account(dashboard_env: Filled) -> None:
     [refusal] = [e.value for e in at.sidebar.error]
     assert refusal.startswith("too many failed logins from this account")
     assert "Logged in as" not in sidebar_text(at)
+
+
+@pytest.mark.parametrize("who", ["bob", "olga", None, "alice"])
+def test_compute_on_the_submission_page_for_its_owner_and_organizers(dashboard_env: Filled, who: str | None) -> None:
+    at = submission_page(who, "bob", dashboard_env)
+    assert not at.exception
+    sees = who in ("bob", "olga")
+    assert ("Compute used" in [s.value for s in at.subheader]) == sees
+    assert ({m.label: m.value for m in at.metric}.get("CPU") == "32.5 s") == sees
+    assert ("cpu (s)" in at.dataframe[0].value.columns) == sees
+
+
+@pytest.mark.parametrize("who", ["olga", "bob"])
+def test_a_phase_s_compute_on_the_leaderboard_page_for_organizers(dashboard_env: Filled, who: str) -> None:
+    at = leaderboard_page(who)
+    assert not at.exception
+    shown = [s.value for s in at.subheader]
+    assert ("Compute used (organizers)" in shown) == (who == "olga")
+    if who == "olga":
+        usage = next(f for f in frames(at) if "largest peak memory (MiB)" in f.columns).set_index("participant")
+        assert (usage.loc["bob", "cpu (s)"], usage.loc["(all)", "cases"]) == (32.5, 7)
+        assert "Compute budget: none" in texts(at)

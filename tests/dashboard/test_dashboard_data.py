@@ -14,6 +14,7 @@ from medarena.dashboard import data, images
 from medarena.dashboard.data import Viewer
 from medarena.platform.settings import Settings
 from tests.dashboard.filled_db import (
+    BOB_COMPUTE,
     BOOTSTRAP,
     DEFINITION,
     DICE,
@@ -163,7 +164,7 @@ def test_others_see_a_public_failure_without_detail_or_logs(filled: Filled, view
 def test_owner_of_a_hidden_phase_sees_states_not_scores_or_logs(filled: Filled, viewers: Viewers) -> None:
     alice = viewers["alice"]
     table = data.case_results(alice, filled.ids["alice-test"])
-    assert list(table.columns) == data.CASE_COLUMNS
+    assert list(table.columns) == data.CASE_COLUMNS + data.COMPUTE_COLUMNS  # her own: with what it used
     assert list(table["state"]) == ["succeeded", "succeeded", "failed"]
     assert table.iloc[2]["reason"] == "exit_code"
     assert data.metric_values(alice, filled.ids["alice-test"]).empty
@@ -307,3 +308,39 @@ def test_window_scales_to_unit_range() -> None:
     shown = images.window(plane)
     assert shown.min() == 0.0 and shown.max() == 1.0
     assert shown[0, 50] == pytest.approx(0.5)
+
+
+MiB = 2**20
+
+
+@pytest.mark.parametrize("who", ["bob", "olga", "root"])
+def test_compute_per_case_and_in_all_for_the_owner_and_organizers(filled: Filled, viewers: Viewers,
+                                                                   who: str) -> None:
+    table = data.case_results(viewers[who], filled.ids["bob"]).set_index("case")
+    for case, (cpu, peak, gpu) in BOB_COMPUTE.items():
+        assert (table.loc[case, "cpu (s)"], table.loc[case, "peak memory (MiB)"], table.loc[case, "gpu (s)"]) == (
+            cpu, peak / MiB, gpu)
+    info = data.submission_info(viewers[who], filled.ids["bob"])
+    assert info.compute == {"cases": 3, "measured_cases": 3, "wall_seconds": 37.5, "cpu_seconds": 32.5,
+                            "gpu_seconds": 37.5, "peak_memory_bytes": 500 * MiB}
+
+
+@pytest.mark.parametrize("who", [None, "alice", "carol"])
+def test_others_see_no_compute_of_a_public_submission(filled: Filled, viewers: Viewers, who: str | None) -> None:
+    table = data.case_results(viewers[who], filled.ids["bob"])
+    assert not set(data.COMPUTE_COLUMNS) & set(table.columns)
+    assert data.submission_info(viewers[who], filled.ids["bob"]).compute is None
+    assert data.phase_compute(viewers[who], "lungs", "validation") is None
+
+
+@pytest.mark.parametrize("who", ["olga", "root"])
+def test_organizers_see_a_phase_s_compute_per_participant(filled: Filled, viewers: Viewers, who: str) -> None:
+    table, budget = data.phase_compute(viewers[who], "lungs", "validation")
+    rows = {row["participant"]: row for row in table.to_dict("records")}
+    # alice: 3 cases ran, nothing measured; carol: 1 case ended (one running, one queued: not counted)
+    assert (rows["alice"]["cases"], rows["alice"]["cpu (s)"], rows["carol"]["cases"]) == (3, 0.0, 1)
+    assert (rows["bob"]["cases"], rows["bob"]["cpu (s)"], rows["bob"]["gpu (s)"],
+            rows["bob"]["largest peak memory (MiB)"]) == (3, 32.5, 37.5, 500.0)
+    assert (rows["(all)"]["cases"], rows["(all)"]["wall (s)"], rows["(all)"]["cpu (s)"]) == (7, 87.5, 32.5)
+    assert budget == dict.fromkeys(("cpu_hours_per_participant", "gpu_hours_per_participant",
+                                    "cpu_hours_per_challenge", "gpu_hours_per_challenge"))

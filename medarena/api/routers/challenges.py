@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from medarena.api.deps import CallerDep, JSONBytes, SettingsDep
 from medarena.api.schemas import ChallengeCreate, ChallengeUpdate, OrganizerAdd
-from medarena.services import challenges, leaderboards
+from medarena.services import challenges, compute, leaderboards
 
 router = APIRouter(prefix="/api/v1/challenges", tags=["challenges"])
 
@@ -89,3 +89,10 @@ def ranking_report(slug: str, phase: str, settings: SettingsDep, caller: CallerD
                    bootstrap: int | None = Query(default=None, ge=0, le=10_000)) -> dict[str, Any]:
     """Organizers: the ranking with its stability, by the declared recipe or another method."""
     return leaderboards.ranking_report(settings, caller, slug, phase, method, bootstrap)
+
+
+@router.get("/{slug}/phases/{phase}/compute")
+def phase_compute(slug: str, phase: str, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+    """Organizers: CPU, GPU and memory the phase's submissions used, in all and per participant,
+    with the phase's compute budget."""
+    return compute.phase_compute(settings, caller, slug, phase)

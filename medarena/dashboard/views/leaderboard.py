@@ -84,6 +84,15 @@ if unfinished.empty:
 else:
     st.dataframe(ui.plain_frame(submission_links(unfinished)), hide_index=True, column_config={"submission": LINK})
 
+usage = data.phase_compute(viewer, phase.challenge, phase.slug)  # None: not an organizer
+if usage is not None:
+    table, budget = usage
+    st.subheader("Compute used (organizers)")
+    st.dataframe(ui.plain_frame(table), hide_index=True, column_config={
+        name: st.column_config.NumberColumn(format="%.1f") for name in table.columns[2:]})
+    limits = [f"{name.replace('_', ' ')}: {hours:g}" for name, hours in budget.items() if hours]
+    st.caption("Compute budget: " + ("; ".join(limits) if limits else "none"))
+
 everything = data.phase_submissions(viewer, phase.challenge, phase.slug)
 if not everything.empty:
     st.subheader("Open a submission")

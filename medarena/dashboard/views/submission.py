@@ -41,6 +41,17 @@ if info.evaluation_state == EvaluationState.FAILED:
 right.markdown(f"**Submitted:** {ui.when(info.created_at)}  \n**Started:** {ui.when(info.started_at)}  \n"
                f"**Finished:** {ui.when(info.finished_at)}  \n"
                f"**Run time:** {ui.duration(info.started_at, info.finished_at)}")
+if info.compute is not None:
+    st.subheader("Compute used")
+    tiles = st.columns(4)
+    tiles[0].metric("CPU", f"{info.compute['cpu_seconds']:.1f} s")
+    tiles[1].metric("GPU", f"{info.compute['gpu_seconds']:.1f} s")
+    tiles[2].metric("Wall time (all cases)", f"{info.compute['wall_seconds']:.1f} s")
+    peak = info.compute["peak_memory_bytes"]
+    tiles[3].metric("Largest peak memory", "–" if peak is None else f"{peak / 2**20:.0f} MiB")
+    if info.compute["measured_cases"] < info.compute["cases"]:
+        st.caption(f"CPU and memory were measured for {info.compute['measured_cases']} of the "
+                   f"{info.compute['cases']} cases that ran.")
 if info.job_states:
     counts = st.columns(len(data.JOB_STATES))
     for column, state in zip(counts, data.JOB_STATES, strict=True):
@@ -54,7 +65,10 @@ else:
     if not view.scores:
         st.caption("Per-case metric values of this phase are not public; the job states are.")
     st.dataframe(ui.plain_frame(cases), hide_index=True, column_config={
-        "runtime (s)": st.column_config.NumberColumn(format="%.1f")})
+        "runtime (s)": st.column_config.NumberColumn(format="%.1f"),
+        "cpu (s)": st.column_config.NumberColumn(format="%.1f"),
+        "peak memory (MiB)": st.column_config.NumberColumn(format="%.0f"),
+        "gpu (s)": st.column_config.NumberColumn(format="%.1f")})
 
 failures = data.failed_cases(viewer, info.id)
 if failures:

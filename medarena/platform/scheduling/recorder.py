@@ -81,6 +81,8 @@ def record(settings: Settings, item: Pending, outcome: CaseOutcome) -> bool:
             job.runtime_seconds = outcome.runtime_seconds
         if item.stage == "run":
             job.stdout_tail, job.stderr_tail = storable(outcome.stdout_tail), storable(outcome.stderr_tail)
+            job.cpu_seconds, job.peak_memory_bytes = outcome.cpu_seconds, outcome.peak_memory_bytes
+            job.gpu_seconds = outcome.gpu_seconds
         if outcome.state != JobState.EVALUATING:
             job.finished_at = utcnow()
         if outcome.state == JobState.SUCCEEDED:
