@@ -2,14 +2,14 @@
 submission's jobs, their metrics and a phase's leaderboard
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 INDEXED = (("jobs", "submission_id"), ("metric_values", "job_id"), ("leaderboard_entries", "phase_id"))
