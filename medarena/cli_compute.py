@@ -67,11 +67,7 @@ def _row(totals: dict[str, Any]) -> list[str]:
 
 
 def _local(challenge: str, phase: str) -> dict[str, Any]:
-    from medarena.platform.database import session_scope
-    from medarena.platform.settings import load_settings
-    from medarena.platform.submissions import find_phase
-    from medarena.services.compute import phase_compute_in
+    from medarena.services.compute import local_phase_compute
+    from medarena.services.settings import load_settings
 
-    with session_scope(load_settings().database_url) as session:
-        row, _ = find_phase(session, challenge, phase)
-        return phase_compute_in(session, row)
+    return local_phase_compute(load_settings(), challenge, phase)
