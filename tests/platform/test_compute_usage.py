@@ -131,7 +131,9 @@ def test_gpu_seconds_are_the_wall_time_times_the_gpus_ray_assigned(ray_cluster, 
         seen.append(gpu_ids)
         return RunResult("exit_code", 1, 12.5, "", "", [], "exited with code 1", 3.0, 5 * MiB)
 
-    monkeypatch.setattr(casejob, "run_container", fake_run)
+    from medarena.platform import runner
+
+    monkeypatch.setattr(runner, "run_container", fake_run)  # what the podman backend calls
     monkeypatch.setattr(casejob.casestore, "read_case", lambda *a, **k: {"scan": _tiny_image()})
     job = casejob.CaseJob(case="case0", image="img", definition=definition(), inputs_url="x", references_url="y",
                           predictions_url=None, scratch=str(tmp_path))
