@@ -5,6 +5,10 @@ Half of the clients read the public leaderboard anonymously; the other half poll
 of their own submissions (100 cases each, with their metrics) with a personal token. Each client
 sends its next request when the previous one is answered, for ``--seconds``. Reported: requests
 per second and latency percentiles (median of ``--repeats`` runs). Target: p99 under 100 ms.
+
+``--interval S``: each client polls at most once every S seconds (a dashboard or `--follow`
+refreshing), instead of sending its next request as soon as the previous one is answered (the
+default, which measures the most the server answers).
 """
 
 from __future__ import annotations
@@ -67,26 +71,32 @@ def seed(settings, home: Path, submissions: int, cases: int) -> list[tuple[int, 
     return [(sid, accounts.create_token(settings, f"user{i:03d}", "bench", 1)[0]) for i, sid in enumerate(ids)]
 
 
-async def client_loop(url: str, path: str, token: str | None, until: float, latencies: list[float]) -> None:
+async def client_loop(url: str, path: str, token: str | None, until: float, latencies: list[float],
+                      interval: float = 0.0, offset: float = 0.0) -> None:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
+        await asyncio.sleep(offset)  # polling clients do not all start at once
         while time.perf_counter() < until:
             start = time.perf_counter()
             response = await client.get(path)
             response.raise_for_status()
             latencies.append(time.perf_counter() - start)
+            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - start)))
 
 
-async def load(url: str, owners: list[tuple[int, str]], clients: int, seconds: float) -> tuple[float, list[float]]:
+async def load(url: str, owners: list[tuple[int, str]], clients: int, seconds: float,
+               interval: float = 0.0) -> tuple[float, list[float]]:
     latencies: list[float] = []
     until = time.perf_counter() + seconds
     tasks = []
     for i in range(clients):
+        offset = interval * i / clients
         if i % 2 == 0:
-            tasks.append(client_loop(url, "/api/v1/challenges/toy/phases/test/leaderboard", None, until, latencies))
+            tasks.append(client_loop(url, "/api/v1/challenges/toy/phases/test/leaderboard", None, until, latencies,
+                                     interval, offset))
         else:
             sid, token = owners[i % len(owners)]
-            tasks.append(client_loop(url, f"/api/v1/submissions/{sid}", token, until, latencies))
+            tasks.append(client_loop(url, f"/api/v1/submissions/{sid}", token, until, latencies, interval, offset))
     start = time.perf_counter()
     await asyncio.gather(*tasks)
     return len(latencies) / (time.perf_counter() - start), latencies
@@ -100,6 +110,8 @@ def main() -> None:
     parser.add_argument("--submissions", type=int, default=100)
     parser.add_argument("--cases", type=int, default=100)
     parser.add_argument("--workers", type=int, default=1, help="server processes (medarena serve --workers)")
+    parser.add_argument("--interval", type=float, default=0.0, help="seconds between one client's requests "
+                        "(0: the next as soon as the previous is answered)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="medarena-bench-reads-") as folder:
         home = Path(folder)
@@ -107,14 +119,16 @@ def main() -> None:
         owners = seed(settings, home, args.submissions, args.cases)
         server = start_server(settings, home / "server.log", serve_args=("--workers", str(args.workers)))
         try:
-            runs = [asyncio.run(load(server.url, owners, args.clients, args.seconds)) for _ in range(args.repeats)]
+            runs = [asyncio.run(load(server.url, owners, args.clients, args.seconds, args.interval))
+                    for _ in range(args.repeats)]
         finally:
             stop_server(server)
     rates = [r for r, _ in runs]
     p50 = [float(np.percentile(lat, 50)) * 1000 for _, lat in runs]
     p99 = [float(np.percentile(lat, 99)) * 1000 for _, lat in runs]
+    mode = f"polling every {args.interval:g} s" if args.interval else "closed loop"
     print(f"{args.clients} clients, {args.workers} server process(es), {args.submissions} submissions x "
-          f"{args.cases} cases, {args.seconds:g} s per run; "
+          f"{args.cases} cases, {args.seconds:g} s per run, {mode}; "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"requests/s: median {statistics.median(rates):.1f} of {', '.join(f'{r:.1f}' for r in rates)}")
     print(f"p50 ms:     median {statistics.median(p50):.0f} of {', '.join(f'{v:.0f}' for v in p50)}")
