@@ -43,7 +43,11 @@ bench: setup
 docs: test-venv
 	$(VENV)/bin/mkdocs build --strict
 
-# after an upgrade that passed the whole suite: record the versions every install takes
+# after an upgrade that passed the whole suite: record the versions every install takes; pins
+# with a Python marker (a release that needs a newer Python than some distribution has) are kept
 constraints: test-venv
-	@{ sed -n '1,2p' infra/constraints.txt; $(VENV)/bin/pip freeze --exclude-editable | grep -v -i '^py-spy==' | sed 's/+cpu$$//'; } > infra/constraints.txt.new
+	@{ sed -n '1,2p' infra/constraints.txt; \
+	  $(VENV)/bin/pip freeze --exclude-editable | grep -v -i '^py-spy==' | sed 's/+cpu$$//' \
+	    | grep -v -i -E "^($$(grep -v '^#' infra/constraints.txt | sed -n 's/^\([^=; ]*\)==.*;.*/\1/p' | sort -u | paste -sd'|' -))=="; \
+	  grep -v '^#' infra/constraints.txt | grep ';' || true; } > infra/constraints.txt.new
 	mv infra/constraints.txt.new infra/constraints.txt

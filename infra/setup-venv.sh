@@ -7,7 +7,9 @@
 #
 # Every install is held to infra/constraints.txt, the versions the whole suite passes with: without
 # it pip backtracks through old releases of the peer libraries and can end on a set that does not
-# work together (numpy 1.x beside a pyarrow built for numpy 2). The test extra's monai needs torch:
+# work together (numpy 1.x beside a pyarrow built for numpy 2); a pin with a Python marker there
+# holds an older release where the newest needs a newer Python (pymdown-extensions 13.x needs
+# 3.11.5; Debian 12 has 3.11.2). The test extra's monai needs torch:
 # torch==2.13.0 is installed first, so that pip does not pick a newer release for it. pip takes a local CPU wheel where its configuration points to one, and
 # PyPI's Linux build otherwise (with its CUDA libraries: several GB, but it runs on the CPU).
 # Every failing step prints the command and the tail of its output.
