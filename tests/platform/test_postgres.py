@@ -308,6 +308,8 @@ def test_messages_with_undecodable_names_and_nul_bytes_are_stored_escaped(reques
     """A file name that is not UTF-8 becomes lone surrogates in Python; NUL is refused by
     PostgreSQL: the recorded outcome keeps both, escaped, on either database."""
     from medarena.platform.casejob import CaseOutcome
+    from medarena.platform.scheduling import recorder
+    from medarena.platform.states import JobState
 
     settings = request.getfixturevalue("pg_home") if database == "postgresql" else home
     organizer.create_challenge(settings, write_definition(tmp_path / "toy.yaml"))
@@ -315,6 +317,7 @@ def test_messages_with_undecodable_names_and_nul_bytes_are_stored_escaped(reques
     with session_scope(settings.database_url) as session:
         create_submission(session, "toy", "test", "ann", "img", "sha256:x")
     (item,) = scheduler.collect_work(settings)
+    recorder.set_job(settings, item.job_id, JobState.RUNNING, started=True)  # as the scheduler dispatches it
     name = b"notes-\xff.txt".decode("utf-8", errors="surrogateescape")
     outcome = CaseOutcome(case="case0", state="failed", reason="invalid_output", detail=f"/output/{name}: odd",
                           stdout_tail="a\x00b", stderr_tail=name)
