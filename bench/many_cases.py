@@ -9,6 +9,10 @@ slots: export of the inputs, the algorithm, output checks, the predictions store
 driver's peak RSS.
 
     .venv/bin/python bench/many_cases.py [--cases 1000] [--repeats 3] [--one-per-start-sample 40]
+    .venv/bin/python bench/many_cases.py --platform-only   # the same cases with no container at all
+
+``--platform-only`` runs the cases on the in-process fake backend's no-op program instead: the
+platform's own work per case (Ray tasks, stores, evaluation, database), the floor of this path.
 """
 
 from __future__ import annotations
@@ -80,12 +84,23 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--one-per-start-sample", type=int, default=40)
+    parser.add_argument("--platform-only", action="store_true")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="medarena-bench-"))
     os.environ["MEDARENA_HOME"] = str(home)
     from medarena.platform import scheduler
 
     settings = challenge(home, "many", args.cases, many=True)
+    if args.platform_only:
+        import dataclasses
+
+        scheduler.start_ray(settings)
+        fake = dataclasses.replace(settings, container_backend="fake")
+        runs = [timed_run(fake, "many", "fake/noop", args.cases) for _ in range(args.repeats)]
+        print(f"cases: {args.cases} of 32^3, no container (fake backend), load average at the end: "
+              f"{os.getloadavg()[0]:.1f}")
+        print(f"platform only: median {statistics.median(runs):.1f} s (runs: {', '.join(f'{t:.1f}' for t in runs)})")
+        return
     challenge(home, "one", args.one_per_start_sample, many=False)
     scheduler.start_ray(settings)
     served = [timed_run(settings, "many", SERVER, args.cases) for _ in range(args.repeats)]
