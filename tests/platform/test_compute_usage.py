@@ -21,6 +21,7 @@ from medarena.platform.database import MIGRATIONS, Case, Challenge, Job, Phase, 
 from medarena.platform.runner import Limits, podman_env, run_container
 from medarena.platform.submissions import create_submission
 from tests.platform.challenge_data import definition, write_definition, write_source
+from tests.platform.old_database import database_at
 
 runner = CliRunner()
 MiB = 2**20
@@ -269,19 +270,7 @@ def test_the_command_line_refuses_a_submission_over_budget_in_one_line(home, tmp
 
 def test_the_migration_adds_empty_figures_to_existing_jobs(tmp_path):
     url = f"sqlite:///{tmp_path}/old.db"
-    upgrade(url, "0005")
-    engine = sa.create_engine(url)
-    with engine.begin() as db:
-        db.exec_driver_sql("INSERT INTO challenges (id, slug, title, description, definition, source_path, created_at)"
-                           " VALUES (1, 'c', 't', '', '{}', '', '2026-01-01')")
-        db.exec_driver_sql("INSERT INTO phases (id, challenge_id, slug, title) VALUES (1, 1, 'p', '')")
-        db.exec_driver_sql("INSERT INTO cases (id, phase_id, name, checksum, info, created_at)"
-                           " VALUES (1, 1, 'case1', 'x', '{}', '2026-01-01')")
-        db.exec_driver_sql("INSERT INTO submissions (id, phase_id, participant, image, image_digest, comment, state,"
-                           " created_at, dataset_metrics, aggregates) VALUES (1, 1, 'ann', 'img', 'd', '', 'succeeded',"
-                           " '2026-01-01', '{}', '{}')")
-        db.exec_driver_sql("INSERT INTO jobs (id, submission_id, case_id, state, detail, stdout_tail, stderr_tail,"
-                           " attempts, node, runtime_seconds) VALUES (1, 1, 1, 'succeeded', '', '', '', 1, '', 2.5)")
+    engine = database_at(url, "0005", runtime_seconds=2.5)
     engine.dispose()
     upgrade(url)
     with session_scope(url) as session:

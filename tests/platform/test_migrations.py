@@ -5,23 +5,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from medarena.platform.database import MIGRATIONS, session_scope, upgrade
+from tests.platform.old_database import database_at
 
 
 def test_upgrade_from_the_first_schema_keeps_the_data(tmp_path):
     url = f"sqlite:///{tmp_path}/old.db"
-    upgrade(url, "0001")
-    engine = sa.create_engine(url)
+    engine = database_at(url, "0001")
     with engine.begin() as db:
-        db.exec_driver_sql("INSERT INTO challenges (id, slug, title, description, definition, source_path, created_at)"
-                           " VALUES (1, 'c', 't', '', '{}', '', '2026-01-01')")
-        db.exec_driver_sql("INSERT INTO phases (id, challenge_id, slug, title) VALUES (1, 1, 'p', '')")
-        db.exec_driver_sql("INSERT INTO cases (id, phase_id, name, checksum, info, created_at)"
-                           " VALUES (1, 1, 'case1', 'x', '{}', '2026-01-01')")
-        db.exec_driver_sql("INSERT INTO submissions (id, phase_id, participant, image, image_digest, comment, state,"
-                           " created_at, dataset_metrics, aggregates) VALUES (1, 1, 'ann', 'img', 'd', '', 'succeeded',"
-                           " '2026-01-01', '{}', '{}')")
-        db.exec_driver_sql("INSERT INTO jobs (id, submission_id, case_id, state, detail, stdout_tail, stderr_tail,"
-                           " attempts, node) VALUES (1, 1, 1, 'succeeded', '', '', '', 1, '')")
         db.exec_driver_sql("INSERT INTO metric_values (id, job_id, label, metric, value)"
                            " VALUES (1, 1, 'fg', 'dice', 0.5)")
     engine.dispose()
