@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -22,3 +23,21 @@ def example_images() -> str:
                            env=podman_env(), timeout=900)
     assert build.returncode == 0, f"infra/build-images.sh failed:\n{build.stdout}\n{build.stderr}"
     return "localhost/medarena-example-"
+
+
+def podman(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["podman", *args], capture_output=True, text=True, env=podman_env())
+
+
+@pytest.fixture
+def private_image(example_images, tmp_path):
+    """A threshold image with an ID of its own, so removing it touches no other test's image:
+    (its tag, its ID)."""
+    tag = f"localhost/medarena-test-private-{uuid.uuid4().hex[:8]}:latest"
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Containerfile").write_text(
+        f"FROM {example_images}threshold:latest\nLABEL medarena.test={uuid.uuid4().hex}\n")
+    assert podman("build", "-q", "-t", tag, str(tmp_path / "ctx")).returncode == 0
+    digest = "sha256:" + podman("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
+    yield tag, digest
+    podman("rmi", "--force", digest)

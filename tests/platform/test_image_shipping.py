@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import uuid
-
 import pytest
 
 from medarena.platform import organizer, scheduler
 from medarena.platform.casejob import CaseJob, run_algorithm
-from medarena.platform.runner import RunnerError, ensure_image, podman_env
+from medarena.platform.runner import RunnerError, ensure_image
 from medarena.platform.settings import load_settings
 from tests.platform.challenge_data import write_definition, write_source
+from tests.platform.conftest import podman
 
 pytestmark = pytest.mark.podman
 
-
-def podman(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["podman", *args], capture_output=True, text=True, env=podman_env())
-
-
-@pytest.fixture
-def private_image(example_images, tmp_path):
-    """A threshold image with an ID of its own, so removing it touches no other test's image."""
-    tag = f"localhost/medarena-test-shipped-{uuid.uuid4().hex[:8]}:latest"
-    (tmp_path / "ctx").mkdir()
-    (tmp_path / "ctx" / "Containerfile").write_text(
-        f"FROM {example_images}threshold:latest\nLABEL medarena.test={uuid.uuid4().hex}\n")
-    assert podman("build", "-q", "-t", tag, str(tmp_path / "ctx")).returncode == 0
-    digest = "sha256:" + podman("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
-    yield tag, digest
-    podman("rmi", "--force", digest)
 
 
 def test_a_cluster_submission_ships_its_image_and_a_bare_node_loads_it(home, tmp_path, monkeypatch, private_image):

@@ -27,9 +27,9 @@ from medarena.dashboard import images
 from medarena.platform import organizer, scheduler
 from medarena.platform.ingest import IngestError
 from medarena.platform.objectstore import StoreError, check_store, worker_env
-from medarena.platform.runner import podman_env
 from medarena.platform.settings import load_settings
 from tests.platform.challenge_data import cube_case, to_sitk, write_definition, write_source
+from tests.platform.conftest import podman
 
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "medarena-test"
@@ -115,22 +115,6 @@ def s3_home(s3_server, tmp_path, monkeypatch):
         monkeypatch.setenv(name, value)
     return load_settings(), prefix
 
-
-def podman(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["podman", *args], capture_output=True, text=True, env=podman_env())
-
-
-@pytest.fixture
-def private_image(example_images, tmp_path):
-    """A threshold image with an ID of its own, so removing it touches no other test's image."""
-    tag = f"localhost/medarena-test-s3-{uuid.uuid4().hex[:8]}:latest"
-    (tmp_path / "ctx").mkdir()
-    (tmp_path / "ctx" / "Containerfile").write_text(
-        f"FROM {example_images}threshold:latest\nLABEL medarena.test={uuid.uuid4().hex}\n")
-    assert podman("build", "-q", "-t", tag, str(tmp_path / "ctx")).returncode == 0
-    digest = "sha256:" + podman("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
-    yield tag, digest
-    podman("rmi", "--force", digest)
 
 
 def scores(settings, submission_id: int) -> dict[str, list[dict]]:
