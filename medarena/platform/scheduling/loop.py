@@ -54,7 +54,9 @@ def run(settings: Settings, submission_ids: Iterable[int] | None = None,
         try:
             return _Loop(settings, submission_ids, on_progress, on_notice, executor or RayAdapter()).run()
         finally:
-            if settings.container_backend == "podman":
+            # inference servers of this node live beside their folders in its scratch: a worker
+            # polling an empty queue costs no podman call
+            if settings.container_backend == "podman" and any(settings.scratch.glob("server-*")):
                 case_servers.remove_leftovers(namespace(settings))
                 case_servers.sweep_scratch(settings.scratch)
 
