@@ -10,6 +10,7 @@ export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/infra/containers.conf}"
 BASE=${MEDARENA_BASE_IMAGE:-localhost/medarena-base:latest}
 IMAGE=${MEDARENA_PYTORCH_IMAGE:-localhost/medarena-pytorch:latest}
 PIP=${PIP:-pip}
+TORCH_CPU_INDEX=${MEDARENA_TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}
 source infra/steps.sh
 
 exec 9>"${TMPDIR:-/tmp}/medarena-build-pytorch.lock"
@@ -21,10 +22,21 @@ context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
 mkdir "$context/wheels"
 echo "medarena: building $IMAGE"
-step "downloading the wheels" "$PIP" download -q -d "$context/wheels" --only-binary=:all: \
-  --python-version 3.11 --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
-  --platform manylinux_2_17_x86_64 --platform manylinux_2_12_x86_64 --platform manylinux2010_x86_64 \
-  --platform linux_x86_64 torch==2.13.0 numpy SimpleITK psutil pip
+download() {
+  "$PIP" download -q -d "$context/wheels" --only-binary=:all: \
+    --python-version 3.11 --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
+    --platform manylinux_2_17_x86_64 --platform manylinux_2_12_x86_64 --platform manylinux2010_x86_64 \
+    --platform linux_x86_64 "$@" numpy SimpleITK psutil pip
+}
+# The index pip is configured with first (a local wheel folder or mirror may hold the CPU build).
+# PyPI's torch for Linux is the CUDA build, whose nvidia-* packages (gigabytes) an index may not
+# serve: then the CPU build from PyTorch's own index.
+if ! download torch==2.13.0 >"$context/first-try.log" 2>&1; then
+  rm -rf "$context/wheels" && mkdir "$context/wheels"
+  echo "medarena: the configured index has no installable torch 2.13.0 ($(grep -m1 ERROR "$context/first-try.log" || true)); trying $TORCH_CPU_INDEX"
+  step "downloading the wheels (torch's CPU build from $TORCH_CPU_INDEX)" \
+    download --extra-index-url "$TORCH_CPU_INDEX" torch==2.13.0+cpu
+fi
 cat > "$context/Containerfile" <<'CONTAINERFILE'
 FROM localhost/medarena-base:latest
 COPY wheels /opt/wheels

@@ -13,6 +13,12 @@
 #                  /tmp); a failed run always keeps it
 #   PYTEST_ARGS    passed to pytest by `make test` (default: the whole suite)
 #
+# MEDARENA_FRESH_FIND_LINKS=FOLDER gives pip in the container a folder of wheels besides its index
+# (read-only, as PIP_FIND_LINKS), for a network whose index lacks what a machine elsewhere would
+# download: the grand-challenge example tests need the CPU build of torch, which PyPI does not
+# carry (its Linux torch is the CUDA build, whose nvidia-* packages some mirrors do not serve) and
+# which comes from download.pytorch.org where that is reachable.
+#
 # Prints each phase with its duration and ends with `fresh machine DISTRO: ok` or the phase that
 # failed. Needs root, podman, runc and debootstrap on the host, and the apt mirrors and PyPI.
 #
@@ -167,9 +173,13 @@ phase "done"
 EOF
 )
 phase "running the set-up and the demo$($tests && echo ' and the tests') in $image"
+wheels=()
+if [ -n "${MEDARENA_FRESH_FIND_LINKS:-}" ]; then  # see the header: a wheel folder of this network's
+  wheels=(-v "$MEDARENA_FRESH_FIND_LINKS:/opt/find-links:ro" -e PIP_FIND_LINKS=/opt/find-links)
+fi
 podman run --rm --privileged --pids-limit -1 --shm-size 2g \
   -v "$work/medarena:/root/medarena" -v "$work/containers:/var/lib/containers" -v "$work/tmp:/tmp" \
-  -v "$work/ca:/usr/local/share/ca-certificates:ro" \
+  -v "$work/ca:/usr/local/share/ca-certificates:ro" "${wheels[@]}" \
   -e DISTRO="$distro" -e TESTS="$tests" -e PYTEST_ARGS="${pytest_args[*]}" \
   "$image" bash -c "$inner" \
   || fail "running in $image" "the set-up, the demo or the tests failed (output above)"

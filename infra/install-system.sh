@@ -21,6 +21,8 @@ command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || need+=(debo
 if [ "$distro" != ubuntu ]; then
   command -v chromium >/dev/null || need+=(chromium chromium-driver)
 fi
+# Playwright, which drives Chromium in the dashboard's tests, runs its own Node.js, linked to libatomic
+/sbin/ldconfig -p 2>/dev/null | grep -q 'libatomic\.so\.1 ' || need+=(libatomic1)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 [ ${#need[@]} -eq 0 ] && exit 0

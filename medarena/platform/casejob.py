@@ -70,6 +70,7 @@ class CaseOutcome:
     platform_error: bool = False  # not the participant's fault: retried, never charged
     platform_log: str = ""  # for the organizer only: what failed, with the traceback
     predictions: dict[str, Any] | None = None
+    evaluated: CaseOutcome | None = None  # the evaluation, when it ran in the same task (see run_case)
 
 
 def definition_of(job: CaseJob) -> ChallengeDefinition:
@@ -78,10 +79,19 @@ def definition_of(job: CaseJob) -> ChallengeDefinition:
     return ChallengeDefinition.model_validate(job.definition)
 
 
-def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
+def run_case(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
+    """The algorithm and, on a case that holds no GPU, its evaluation in the same task
+    (``outcome.evaluated``) from the inputs and predictions already in memory: one hand-over and
+    no read-back of the predictions per case. A case that holds GPUs is evaluated by a task of its
+    own, so that the GPUs go to the next case as soon as the algorithm ends; so is a case whose
+    predictions are large enough to be scored chunk by chunk from the store."""
+    return run_algorithm(job, gpu_ids, evaluate=not gpu_ids)
+
+
+def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = (), evaluate: bool = False) -> CaseOutcome:
     definition = definition_of(job)
     if _many_cases_per_start(job, definition):
-        return _run_on_server(job, definition, gpu_ids)
+        return _run_on_server(job, definition, gpu_ids, evaluate)
     prefix = f"j{job.job_id}-" if job.job_id is not None else "try-"
     workdir = Path(job.scratch) / f"{prefix}{uuid.uuid4().hex[:8]}"
     if job.job_id is not None:  # the folder of an earlier attempt whose worker or node was lost
@@ -111,7 +121,7 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
                                                gpu_ids=gpu_ids, read_only_mounts=mounts, output=output))
         except RunnerError as exc:  # podman itself failed (a node without the GPU, ...)
             return _platform_error(job.case, "starting the container", exc)
-        return _collect(job, definition, values, result, output.path, gpu_ids)
+        return _collect(job, definition, values, result, output.path, gpu_ids, evaluate)
     except Exception as exc:  # noqa: BLE001 - never the participant's: their faults are outcomes above
         return _platform_error(job.case, "running the case", exc)
     finally:
@@ -120,8 +130,9 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = ()) -> CaseOutcome:
 
 
 def _collect(job: CaseJob, definition: ChallengeDefinition, values: dict[str, Any], result,
-             output_path: Path, gpu_ids: tuple[str, ...]) -> CaseOutcome:
-    """The outcome of a container run: its failure, or its outputs checked and stored."""
+             output_path: Path, gpu_ids: tuple[str, ...], evaluate: bool = False) -> CaseOutcome:
+    """The outcome of a container run: its failure, or its outputs checked and stored (and
+    evaluated, when ``evaluate`` and they are small enough to score in memory)."""
     outcome = CaseOutcome(case=job.case, state=JobState.FAILED, stdout_tail=result.stdout_tail,
                           stderr_tail=result.stderr_tail, runtime_seconds=result.runtime_seconds,
                           cpu_seconds=result.cpu_seconds, peak_memory_bytes=result.peak_memory_bytes,
@@ -151,6 +162,8 @@ def _collect(job: CaseJob, definition: ChallengeDefinition, values: dict[str, An
     except Exception as exc:  # noqa: BLE001
         return _platform_error(job.case, "storing the predictions", exc)
     outcome.state = JobState.EVALUATING
+    if evaluate and all(getattr(getattr(p, "array", None), "size", 0) <= LAZY_VOXELS for p in predictions.values()):
+        outcome.evaluated = evaluate_case(job, predictions, inputs=values)
     return outcome
 
 
@@ -167,7 +180,8 @@ def _many_cases_per_start(job: CaseJob, definition: ChallengeDefinition) -> bool
         return False  # the one-case path reports the fault
 
 
-def _run_on_server(job: CaseJob, definition: ChallengeDefinition, gpu_ids: tuple[str, ...]) -> CaseOutcome:
+def _run_on_server(job: CaseJob, definition: ChallengeDefinition, gpu_ids: tuple[str, ...],
+                   evaluate: bool = False) -> CaseOutcome:
     """The case served by this worker's running inference server (started on the first case)."""
     try:
         values = casestore.read_case(job.inputs_url, job.case, [s.slug for s in definition.interface.inputs])
@@ -185,15 +199,20 @@ def _run_on_server(job: CaseJob, definition: ChallengeDefinition, gpu_ids: tuple
         except RunnerError as exc:
             server.stop()
             return _platform_error(job.case, "starting the container", exc)
-        return _collect(job, definition, values, result, server.output.path, gpu_ids)
+        outcome = _collect(job, definition, values, result, server.output.path, gpu_ids, evaluate)
+        if result.status == "ok":
+            outcome.stdout_tail, outcome.stderr_tail = server.case_logs()
+        return outcome
     except Exception as exc:  # noqa: BLE001
         return _platform_error(job.case, "running the case", exc)
     finally:
         case_servers.release(server)
 
 
-def evaluate_case(job: CaseJob, predictions: dict[str, Any] | None = None) -> CaseOutcome:
-    """Score one case's predictions (read from the predictions store when not given)."""
+def evaluate_case(job: CaseJob, predictions: dict[str, Any] | None = None,
+                  inputs: dict[str, Any] | None = None) -> CaseOutcome:
+    """Score one case's predictions (read from the predictions store when not given; the inputs
+    likewise from the inputs store)."""
     definition = definition_of(job)
     evaluation = definition.evaluation
     if evaluation.task is None:  # scored by the phase's evaluation container, once all cases ran
@@ -206,8 +225,9 @@ def evaluate_case(job: CaseJob, predictions: dict[str, Any] | None = None) -> Ca
     try:
         if predictions is None:
             predictions = casestore.read_case(job.predictions_url, job.case, lazy_above=lazy)
-        context = (casestore.read_case(job.inputs_url, job.case, lazy_above=lazy)
-                   | casestore.read_case(job.references_url, job.case, lazy_above=lazy))
+        if inputs is None:
+            inputs = casestore.read_case(job.inputs_url, job.case, lazy_above=lazy)
+        context = inputs | casestore.read_case(job.references_url, job.case, lazy_above=lazy)
     except Exception as exc:  # noqa: BLE001
         return _platform_error(job.case, "reading the case for evaluation", exc)
     try:

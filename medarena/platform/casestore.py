@@ -85,21 +85,20 @@ def write_value(group: zarr.Group, socket: str, value: Any) -> str:
     """Write an Image as an array or a JSON value as attributes; return its checksum."""
     if isinstance(value, Image):
         arr = np.ascontiguousarray(value.array)
+        checksum = image_checksum(value)
+        # the attributes go in with the array's metadata: one write of zarr.json, not two
         node = group.create_array(socket, shape=arr.shape, dtype=arr.dtype,
                                   chunks=chunk_shape(arr.shape, value.ndim),
-                                  compressors=[COMPRESSOR], overwrite=True)
+                                  compressors=[COMPRESSOR], overwrite=True, attributes={
+                                      "spacing": list(map(float, value.spacing)),
+                                      "origin": list(map(float, value.origin)),
+                                      "direction": list(map(float, value.direction)),
+                                      "modality": value.modality, "checksum": checksum, "kind": "image"})
         node[...] = arr
-        checksum = image_checksum(value)
-        node.attrs.update({
-            "spacing": list(map(float, value.spacing)), "origin": list(map(float, value.origin)),
-            "direction": list(map(float, value.direction)), "modality": value.modality,
-            "checksum": checksum, "kind": "image",
-        })
         return checksum
-    text = json.dumps(value, sort_keys=True)
-    node = group.create_group(socket, overwrite=True)
-    node.attrs.update({"kind": "json", "value": value, "checksum": hashlib.sha256(text.encode()).hexdigest()})
-    return node.attrs["checksum"]
+    checksum = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+    group.create_group(socket, overwrite=True, attributes={"kind": "json", "value": value, "checksum": checksum})
+    return checksum
 
 
 def read_value(group: zarr.Group, socket: str, lazy_above: int | None = None) -> Any:

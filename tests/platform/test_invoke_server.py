@@ -79,8 +79,9 @@ def test_one_start_serves_many_cases_each_with_its_own_input_and_output(server):
         result = server.run_case(case(cube))
         assert result.status == "ok", result.message
         assert labelled(server) == cube**3  # this case's input, and only this case's output
-        assert f"{cube**3} voxels" in result.stdout_tail
-        assert f"{(cube - 1)**3} voxels" not in result.stdout_tail  # the log is this case's own
+        stdout, _ = server.case_logs()
+        assert f"{cube**3} voxels" in stdout
+        assert f"{(cube - 1)**3} voxels" not in stdout  # the log is this case's own
     assert server.starts == 1
 
 

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from medarena.platform import runner
+from medarena.platform import runner, usage
 from medarena.platform.runner import Limits, load_image, run_container
 from tests.platform.test_runner import ct_case, ct_image
 
@@ -46,6 +46,7 @@ def _command(words: list[str]) -> str:
 def test_a_case_costs_one_podman_call_once_the_pinned_image_is_checked(example_images, tmp_path, podman_calls):
     digest = load_image(example_images + "noop:latest").digest
     runner._verified_images.discard(digest)
+    usage.cgroup_parent_supported(runner.podman_env)  # a `podman info` once per process, not per case
     podman_calls()
     for i in range(3):
         result = run_container(digest, ct_case(tmp_path / f"in{i}", ct_image()), tmp_path / f"out{i}", LIMITS,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import http.client
 import os
+import shutil
 import socket
 import subprocess
 import threading
@@ -63,13 +64,14 @@ class _Log(_Tail):
     case gets the tail of what was written while it ran."""
 
     def __init__(self, stream, size: int) -> None:
-        self.total = 0
+        self.total, self.last_at = 0, 0.0  # bytes so far; when the last of them came (monotonic)
         super().__init__(stream, size)
 
     def _read(self) -> None:
         while chunk := self._stream.read1(65536):
             self._data += chunk
             self.total += len(chunk)
+            self.last_at = time.monotonic()
             if len(self._data) > 2 * self._size:
                 del self._data[: len(self._data) - self._size]
 
@@ -95,6 +97,7 @@ class CaseServer:
         self.input = self.folder / "input"
         self.output = OutputFolder(self.folder / "output", limits.output_mb * 2**20)
         self._gpu_ids, self._mounts, self._tail_bytes = tuple(gpu_ids), tuple(read_only_mounts), log_tail_bytes
+        self._case_marks, self._answered_at = (0, 0), 0.0
         self._process: subprocess.Popen | None = None
         self._pid: int | None = None
         self._prepared = False
@@ -205,12 +208,15 @@ class CaseServer:
             self.stop()
             return self._failed(started, *marks, "output_too_large", f"stopped: {too_large}")
         code = answer.get("status")
-        self._settle_logs()
         if code == 201:
-            return RunResult("ok", 0, round(time.monotonic() - started, 3), self._stdout.since(marks[0]),
+            # the case's last lines may still be on their way: case_logs() waits for them, after
+            # the platform's own work on the outputs, not before it
+            self._case_marks, self._answered_at = marks, time.monotonic()
+            return RunResult("ok", 0, round(self._answered_at - started, 3), self._stdout.since(marks[0]),
                              self._stderr.since(marks[1]), self.command, "")
-        try:  # a server that crashed drops the connection a moment before its container ends
-            self._process.wait(timeout=1.0)
+        self._settle_logs()
+        try:  # a server that crashed drops the connection a moment (seconds, on a busy node) before its container ends
+            self._process.wait(timeout=5.0)
         except subprocess.TimeoutExpired:
             pass
         if not self.running:
@@ -227,6 +233,18 @@ class CaseServer:
         self.stop()  # a server that failed a case is started afresh for the next one
         reason = f"returned status {code}, expected 201" if code else f"failed: {answer.get('error', 'no answer')}"
         return self._failed(started, *marks, "exit_code", f"POST /invoke {reason}")
+
+    def case_logs(self, quiet: float = 0.02, at_most: float = 0.3) -> tuple[str, str]:
+        """stdout and stderr of the case last served ``ok``: lines written before the answer reach
+        us through conmon and the podman client a moment later, so this waits until nothing has
+        come for ``quiet`` seconds since the answer (at most ``at_most``)."""
+        end = time.monotonic() + at_most
+        while (now := time.monotonic()) < end:
+            last = max(self._answered_at, self._stdout.last_at, self._stderr.last_at)
+            if now - last >= quiet:
+                break
+            time.sleep(quiet - (now - last))
+        return self._stdout.since(self._case_marks[0]), self._stderr.since(self._case_marks[1])
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -277,8 +295,11 @@ def _empty(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for entry in list(folder.iterdir()):
         if entry.is_dir() and not entry.is_symlink():
-            if not remove_tree(entry):
-                raise RunnerError(f"{entry}: could not be removed between two cases")
+            try:  # what a case normally leaves, removed in-process; anything hostile by remove_tree
+                shutil.rmtree(entry)
+            except (OSError, RecursionError):
+                if not remove_tree(entry):
+                    raise RunnerError(f"{entry}: could not be removed between two cases") from None
         else:
             entry.unlink()
 

@@ -30,7 +30,7 @@ class InProcessAdapter:
 
     def result(self, handle: int) -> CaseOutcome:
         stage, job = self._jobs.pop(handle)
-        return casejob.run_algorithm(job) if stage == "run" else casejob.evaluate_case(job)
+        return casejob.run_case(job) if stage == "run" else casejob.evaluate_case(job)
 
     def slots(self, resources: dict) -> int:
         fits = [self.cpus / resources["num_cpus"]]

@@ -2,9 +2,9 @@
 
 Only as many jobs as the cluster can run at once are handed over, so that a job marked
 ``running`` in the database really runs; the rest wait as ``queued``, in the fair order of
-:class:`~medarena.platform.fairness.FairQueue`. A job whose algorithm ran is evaluated next; a
-platform fault is retried (never charged to the participant); a submission whose jobs have all
-ended is closed and its phase ranked.
+:class:`~medarena.platform.fairness.FairQueue`. A job whose algorithm ran is evaluated next (in
+the same task when it holds no GPU); a platform fault is retried (never charged to the
+participant); a submission whose jobs have all ended is closed and its phase ranked.
 """
 
 from __future__ import annotations
@@ -104,10 +104,13 @@ class _Loop:
         with session_scope(settings.database_url) as session:
             return [sid for sid in self.submissions if session.get(Submission, sid).state not in UNFINISHED]
 
-    def dispatch(self, item: Pending) -> None:
+    def dispatch(self, item: Pending) -> bool:
+        """Hand a job over; False when it was cancelled since it was picked."""
         state = JobState.RUNNING if item.stage == "run" else JobState.EVALUATING
-        recorder.set_job(self.settings, item.job_id, state=state, started=item.stage == "run")
+        if not recorder.set_job(self.settings, item.job_id, state=state, started=item.stage == "run"):
+            return False
         self.in_flight[self.executor.submit(item.stage, item.case_job, item.resources)] = item
+        return True
 
     def pick_up_new_work(self) -> None:  # submissions queued while this run goes on join the queue
         new = self.watch.new_submissions(set(self.submissions)) if self.watch else []
@@ -125,10 +128,8 @@ class _Loop:
             if sum(p.stage == "run" for p in self.in_flight.values()) >= slots:
                 break
             self.waiting.take(item)
-            if recorder.is_cancelled(self.settings, item.submission_id):
+            if not self.dispatch(item):
                 self.done += 1
-                continue
-            self.dispatch(item)
 
     def take_one(self) -> None:
         handle = self.executor.wait_one(list(self.in_flight))
@@ -140,12 +141,13 @@ class _Loop:
                                   platform_error=True, platform_log=f"{type(exc).__name__}: {exc}",
                                   detail="the platform lost the case's worker; the case will be run again, "
                                          "and this does not count against the submission")
-        retry, outcome = recorder.record_safely(self.settings, item, outcome)
-        if outcome.state == JobState.EVALUATING and not recorder.is_cancelled(self.settings, item.submission_id):
-            self.dispatch(dataclasses.replace(item, stage="evaluate"))
+        retry, recorded = recorder.record_safely(self.settings, item, outcome)
+        if recorded is outcome and outcome.state == JobState.EVALUATING and outcome.evaluated is not None:
+            item, recorded = dataclasses.replace(item, stage="evaluate"), outcome.evaluated  # recorded with it
+        outcome = recorded
+        if outcome.state == JobState.EVALUATING and self.dispatch(dataclasses.replace(item, stage="evaluate")):
             return
-        if retry:
-            self.dispatch(item)
+        if retry and self.dispatch(item):
             return
         if outcome.platform_error:
             self.stuck.append(item)

@@ -1,6 +1,7 @@
-"""Running case jobs as Ray tasks: one task per algorithm run (with the phase's CPUs and GPUs)
-and one per evaluation. Ray retries a task whose worker or node was lost; what is left after
-that reaches the loop as an exception from :meth:`RayAdapter.result`."""
+"""Running case jobs as Ray tasks: one task per algorithm run (with the phase's CPUs and GPUs),
+which also evaluates a case that holds no GPU, and one per evaluation of the others. Ray retries
+a task whose worker or node was lost; what is left after that reaches the loop as an exception
+from :meth:`RayAdapter.result`."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def run_on_worker(job: CaseJob) -> CaseOutcome:
     import ray
 
     gpu_ids = tuple(str(int(g)) for g in ray.get_gpu_ids())
-    outcome = casejob.run_algorithm(job, gpu_ids)
+    outcome = casejob.run_case(job, gpu_ids)
     outcome.node = f"{outcome.node}/{ray.get_runtime_context().get_node_id()}"  # hosts may run several nodes
     return outcome
 

@@ -8,8 +8,10 @@ import logging
 import traceback
 from typing import TYPE_CHECKING
 
+from sqlalchemy.orm import Session
+
 from medarena.platform.casejob import CaseOutcome
-from medarena.platform.database import Job, MetricValue, Submission, session_scope, utcnow
+from medarena.platform.database import Job, MetricValue, session_scope, utcnow
 from medarena.platform.scheduling.ray_adapter import MAX_PLATFORM_ATTEMPTS
 from medarena.platform.settings import Settings
 from medarena.platform.states import JobState, SubmissionState, transition
@@ -20,20 +22,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def is_cancelled(settings: Settings, submission_id: int) -> bool:
-    with session_scope(settings.database_url) as session:
-        return session.get(Submission, submission_id).state == SubmissionState.CANCELLED
-
-
-def set_job(settings: Settings, job_id: int, state: JobState, started: bool = False) -> None:
+def set_job(settings: Settings, job_id: int, state: JobState, started: bool = False) -> bool:
+    """Mark a job as handed over; False (and nothing written) when it or its submission was
+    cancelled since it was picked."""
     with session_scope(settings.database_url) as session:
         job = session.get(Job, job_id)
-        if job.state == JobState.CANCELLED:  # cancelled since it was picked: its outcome is not recorded
-            return
+        if job.state == JobState.CANCELLED or job.submission.state == SubmissionState.CANCELLED:
+            return False
         job.state = transition(job.state, state)
         if started:
             job.started_at = utcnow()
             job.attempts += 1
+        return True
 
 
 def record_safely(settings: Settings, item: Pending, outcome: CaseOutcome) -> tuple[bool, CaseOutcome]:
@@ -64,37 +64,46 @@ def storable(text: str | None) -> str:
 
 
 def record(settings: Settings, item: Pending, outcome: CaseOutcome) -> bool:
-    """Write a job's outcome; return True when it should be retried (a platform fault)."""
+    """Write a job's outcome; return True when it should be retried (a platform fault). A run's
+    outcome that carries its evaluation (``outcome.evaluated``) is written with it, in the same
+    transaction; the return value is then the evaluation's."""
     with session_scope(settings.database_url) as session:
         job = session.get(Job, item.job_id)
-        if job.state == JobState.CANCELLED:
-            return False
-        if item.stage == "run":  # the node that ran (or tried) the algorithm, not the one that evaluated it
-            job.node = outcome.node
-        if outcome.platform_error:  # never the participant's: the job stays queued
-            job.state, job.detail = transition(job.state, JobState.QUEUED), storable(outcome.detail)
-            job.platform_log = storable(outcome.platform_log or outcome.detail)
-            return job.attempts < MAX_PLATFORM_ATTEMPTS  # retry now, or in a later run
-        job.state = transition(job.state, JobState(outcome.state))
-        job.reason, job.detail = outcome.reason, storable(outcome.detail)
-        if outcome.runtime_seconds is not None:
-            job.runtime_seconds = outcome.runtime_seconds
-        if item.stage == "run":
-            job.stdout_tail, job.stderr_tail = storable(outcome.stdout_tail), storable(outcome.stderr_tail)
-            job.cpu_seconds, job.peak_memory_bytes = outcome.cpu_seconds, outcome.peak_memory_bytes
-            job.gpu_seconds = outcome.gpu_seconds
-        if outcome.state != JobState.EVALUATING:
-            job.finished_at = utcnow()
-        if outcome.state == JobState.SUCCEEDED:
-            job.pooled = {"pooled": outcome.pooled, "notes": outcome.notes}
-            job.metrics.clear()
-            session.flush()
-            for row in outcome.rows:
-                label = str(row.get("label") or "")
-                for metric, value in row.items():
-                    if metric in ("label", "case") or isinstance(value, (str, bool)) or not (
-                            value is None or isinstance(value, (int, float))):
-                        continue
-                    job.metrics.append(MetricValue(label=label, metric=metric,
-                                                   value=None if value is None else float(value)))
+        retry = _apply(session, job, item.stage, outcome)
+        if item.stage == "run" and outcome.evaluated is not None and job.state == JobState.EVALUATING:
+            retry = _apply(session, job, "evaluate", outcome.evaluated)
+        return retry
+
+
+def _apply(session: Session, job: Job, stage: str, outcome: CaseOutcome) -> bool:
+    if job.state == JobState.CANCELLED:
         return False
+    if stage == "run":  # the node that ran (or tried) the algorithm, not the one that evaluated it
+        job.node = outcome.node
+    if outcome.platform_error:  # never the participant's: the job stays queued
+        job.state, job.detail = transition(job.state, JobState.QUEUED), storable(outcome.detail)
+        job.platform_log = storable(outcome.platform_log or outcome.detail)
+        return job.attempts < MAX_PLATFORM_ATTEMPTS  # retry now, or in a later run
+    job.state = transition(job.state, JobState(outcome.state))
+    job.reason, job.detail = outcome.reason, storable(outcome.detail)
+    if outcome.runtime_seconds is not None:
+        job.runtime_seconds = outcome.runtime_seconds
+    if stage == "run":
+        job.stdout_tail, job.stderr_tail = storable(outcome.stdout_tail), storable(outcome.stderr_tail)
+        job.cpu_seconds, job.peak_memory_bytes = outcome.cpu_seconds, outcome.peak_memory_bytes
+        job.gpu_seconds = outcome.gpu_seconds
+    if outcome.state != JobState.EVALUATING:
+        job.finished_at = utcnow()
+    if outcome.state == JobState.SUCCEEDED:
+        job.pooled = {"pooled": outcome.pooled, "notes": outcome.notes}
+        job.metrics.clear()
+        session.flush()
+        for row in outcome.rows:
+            label = str(row.get("label") or "")
+            for metric, value in row.items():
+                if metric in ("label", "case") or isinstance(value, (str, bool)) or not (
+                        value is None or isinstance(value, (int, float))):
+                    continue
+                job.metrics.append(MetricValue(label=label, metric=metric,
+                                               value=None if value is None else float(value)))
+    return False
