@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from medarena.evaluators.tasks import CaseError, get_task, jsonable
-from medarena.platform import casestore
+from medarena.platform import casestore, outputfs
 from medarena.platform.challenges import ChallengeDefinition
 from medarena.platform.containers import ContainerSpec, get_backend
 from medarena.platform.containers import servers as case_servers
 from medarena.platform.contract import InvalidOutput, MissingOutput, OutputTooLarge, read_outputs, write_inputs
-from medarena.platform.outputfs import OutputFolder, remove_tree
+from medarena.platform.outputfs import remove_tree
 from medarena.platform.runner import RunnerError
 from medarena.platform.states import JobState
 
@@ -97,12 +97,13 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = (), evaluate: bool = 
     if job.job_id is not None:  # the folder of an earlier attempt whose worker or node was lost
         for stale in Path(job.scratch).glob(prefix + "?" * 8):
             remove_tree(stale)
-    # /output: a file system of the run's output limit, mounted while the container writes
-    output = OutputFolder(workdir / "output", definition.limits.output_mb * 2**20)
+    output = None
     try:
         try:
             (workdir / "input").mkdir(parents=True)
-            output.open()
+            # /output: a file system of the run's output limit (one this worker made for an earlier
+            # case of the same submission, emptied, when there is one)
+            output = outputfs.take(Path(job.scratch), definition.limits.output_mb * 2**20, owner=job.submission_id)
             values = casestore.read_case(job.inputs_url, job.case, [s.slug for s in definition.interface.inputs])
             write_inputs(workdir / "input", definition.interface.inputs, values, case=job.case, scope=job.scope)
         except Exception as exc:  # noqa: BLE001 - the platform's fault, not the participant's
@@ -125,7 +126,8 @@ def run_algorithm(job: CaseJob, gpu_ids: tuple[str, ...] = (), evaluate: bool = 
     except Exception as exc:  # noqa: BLE001 - never the participant's: their faults are outcomes above
         return _platform_error(job.case, "running the case", exc)
     finally:
-        output.close()
+        if output is not None:
+            outputfs.give_back(output)
         remove_tree(workdir)
 
 

@@ -20,6 +20,13 @@ How the cap is enforced (measured with podman 4.3.1 and runc 1.1.5 on Debian 12,
 - ``RLIMIT_FSIZE`` (``--ulimit fsize=``) bounds each file, not their number or sum, and also
   bounds files in ``/tmp``; with a watcher that walks the folder, a fast writer gets ahead of it.
 
+**Reuse**: a worker process keeps up to two mounted file systems it made, emptied between runs,
+for later runs of the *same submission* (:func:`take`, :func:`give_back`): formatting, mounting
+and unmounting cost about as much as a no-op container run itself. A file system is never handed
+to another submission, so nothing a container leaves on it (even on its root folder) can reach
+another participant; one that cannot be emptied back to its first state is removed instead; and
+the scheduler removes every idle one when its run ends.
+
 **Fallback** (not root, no loop device, or no ``mkfs.ext4``): a plain folder, watched by walking
 it (allocated bytes and entry count, bounded), with ``RLIMIT_FSIZE`` at the cap so that no single
 file gets past it between two looks. :attr:`OutputFolder.enforced_by` says which one runs.
@@ -27,13 +34,16 @@ file gets past it between two looks. :attr:`OutputFolder.enforced_by` says which
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
 import shutil
 import stat
 import subprocess
+import threading
 import time
+import uuid
 from functools import cache
 from pathlib import Path
 
@@ -58,6 +68,7 @@ class OutputFolder:
         self.enforced_by = "walk"  # or "ext4": see the module's docstring
         self._image = self.path.with_name(self.path.name + ".ext4")
         self._baseline = 0
+        self.owner: object = None  # the submission whose runs may reuse it (see take)
 
     def __enter__(self) -> OutputFolder:
         self.open()
@@ -93,6 +104,19 @@ class OutputFolder:
         (self.path / "lost+found").rmdir()
         os.chmod(self.path, 0o755)
         self._baseline = self._used_blocks()
+
+    def reset(self) -> bool:
+        """Empty a mounted folder for the next run, back to its state when made (owner, mode,
+        blocks in use); False when that cannot be done (then it must be closed, not reused)."""
+        if self.enforced_by != "ext4" or not os.path.ismount(self.path):
+            return False
+        try:
+            empty_folder(self.path)
+            os.chown(self.path, 0, 0)
+            os.chmod(self.path, 0o755)
+            return not os.listdir(self.path) and self._used_blocks() <= self._baseline
+        except (OSError, RecursionError):
+            return False
 
     def _used_blocks(self) -> int:
         info = os.statvfs(self.path)
@@ -156,6 +180,91 @@ def _walk_usage(root: bytes) -> tuple[int, int]:
         except OSError:
             continue  # a folder it may not list: what is in it still costs, but cannot be seen
     return used, entries
+
+
+# ---------------------------------------------------------------------------------------------
+# reuse within a worker process
+
+POOL_PREFIX = "outputfs-"
+_POOL_SIZE = 2
+_idle: list[OutputFolder] = []
+_idle_lock = threading.Lock()
+
+
+def take(scratch: Path, limit_bytes: int, owner: object = None) -> OutputFolder:
+    """An empty, opened output folder capped at ``limit_bytes`` for one run: an idle one this
+    process made for an earlier run of the same ``owner`` (a submission) when there is one, else
+    a new one. Hand it back with :func:`give_back`. ``owner=None``: never reused."""
+    found = None
+    with _idle_lock:
+        for folder in _idle:
+            if owner is not None and folder.owner == owner and folder.limit_bytes == limit_bytes \
+                    and folder.path.parent == Path(scratch):
+                found = folder
+                _idle.remove(folder)
+                break
+    if found is not None:
+        if os.path.ismount(found.path):  # the end of a scheduler run removes the idle ones
+            return found
+        found.close()
+    folder = OutputFolder(Path(scratch) / f"{POOL_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}", limit_bytes)
+    folder.owner = owner
+    try:
+        folder.open()
+    except BaseException:
+        folder.close()
+        raise
+    return folder
+
+
+def give_back(folder: OutputFolder) -> None:
+    """Keep ``folder`` for a later run of its owner (emptied), or remove it."""
+    if folder.owner is not None and folder.reset():
+        with _idle_lock:
+            if len(_idle) < _POOL_SIZE:
+                _idle.append(folder)
+                return
+            oldest = _idle.pop(0)
+            _idle.append(folder)
+        oldest.close()
+        return
+    folder.close()
+
+
+def close_idle() -> None:
+    """Remove this process's idle folders."""
+    with _idle_lock:
+        idle = list(_idle)
+        _idle.clear()
+    for folder in idle:
+        folder.close()
+
+
+def sweep(scratch: Path) -> None:
+    """Remove every reusable output folder in ``scratch`` (a scheduler run is over: no run uses
+    one; the processes that keep them make new ones)."""
+    for folder in Path(scratch).glob(POOL_PREFIX + "*"):
+        if folder.suffix != ".ext4":
+            remove_tree(folder)
+    for image in Path(scratch).glob(POOL_PREFIX + "*.ext4"):
+        image.unlink(missing_ok=True)
+
+
+atexit.register(close_idle)
+
+
+def empty_folder(folder: Path) -> None:
+    """Remove what is in ``folder`` (not the folder): in-process for what a run normally leaves,
+    with :func:`remove_tree` for anything that resists (deep, unreadable, another user's)."""
+    for entry in list(folder.iterdir()):
+        if entry.is_dir() and not entry.is_symlink():
+            try:
+                shutil.rmtree(entry)
+            except (OSError, RecursionError):
+                if not remove_tree(entry):
+                    raise OSError(f"{entry}: could not be removed") from None
+        else:
+            entry.unlink()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -230,6 +230,55 @@ def test_a_capped_folder_refuses_writes_past_the_cap_and_leaves_nothing(tmp_path
     assert set(mounts_under(tmp_path)) == before
 
 
+@as_root
+def test_a_capped_folder_is_reused_emptied_for_its_own_submission_only(tmp_path):
+    cap = 8 * 2**20
+    first = outputfs.take(tmp_path, cap, owner=1)
+    assert first.enforced_by == "ext4"
+    deep = first.path / "d"
+    deep.mkdir()
+    (deep / "f.bin").write_bytes(os.urandom(2**20))
+    (first.path / "locked").mkdir()
+    (first.path / "locked" / "x").write_bytes(b"x")
+    (first.path / "locked").chmod(0)
+    os.symlink("/etc/passwd", first.path / "link")
+    first.path.chmod(0o700)
+    os.chown(first.path, 1234, 1234)
+    outputfs.give_back(first)
+    assert mounts_under(first.path)  # kept, mounted
+    other = outputfs.take(tmp_path, cap, owner=2)
+    assert other is not first and other.path != first.path  # never another submission's
+    again = outputfs.take(tmp_path, cap, owner=1)
+    assert again is first
+    assert list(again.path.iterdir()) == [] and again.over() is None
+    info = os.stat(again.path)
+    assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (0o755, 0, 0)
+    larger = outputfs.take(tmp_path, 2 * cap, owner=1)
+    assert larger is not again  # another cap: another one
+    larger.close()
+    for folder in (again, other):
+        outputfs.give_back(folder)
+    outputfs.sweep(tmp_path)  # what a scheduler run does at its end
+    assert list(tmp_path.iterdir()) == [] and not mounts_under(tmp_path)
+    after = outputfs.take(tmp_path, cap, owner=1)  # the idle one was swept: a new one
+    assert after is not first and after.path.is_dir() and list(after.path.iterdir()) == []
+    after.close()
+    outputfs.close_idle()
+    assert not mounts_under(tmp_path)
+
+
+@as_root
+def test_a_folder_that_cannot_be_emptied_back_is_removed_not_reused(tmp_path):
+    folder = outputfs.take(tmp_path, 8 * 2**20, owner=1)
+    subprocess.run(["umount", str(folder.path)], check=True)  # no longer its capped file system
+    outputfs.give_back(folder)
+    assert not folder.path.exists() and not (tmp_path / (folder.path.name + ".ext4")).exists()
+    fresh = outputfs.take(tmp_path, 8 * 2**20, owner=1)
+    assert fresh is not folder and mounts_under(fresh.path)
+    fresh.close()
+    assert not mounts_under(tmp_path)
+
+
 def test_the_fallback_watches_by_walking_and_limits_file_size(tmp_path, monkeypatch):
     monkeypatch.setattr(outputfs, "loop_mount_available", lambda: False)
     with OutputFolder(tmp_path / "out", 2 * 2**20) as output:

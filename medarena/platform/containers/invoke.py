@@ -23,7 +23,6 @@ from __future__ import annotations
 import ctypes
 import http.client
 import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -31,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from medarena.platform.outputfs import OutputFolder, remove_tree
+from medarena.platform.outputfs import OutputFolder, empty_folder, remove_tree
 from medarena.platform.runner import (
     DEFAULT_LOG_TAIL_BYTES,
     Limits,
@@ -293,15 +292,10 @@ class CaseServer:
 
 def _empty(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    for entry in list(folder.iterdir()):
-        if entry.is_dir() and not entry.is_symlink():
-            try:  # what a case normally leaves, removed in-process; anything hostile by remove_tree
-                shutil.rmtree(entry)
-            except (OSError, RecursionError):
-                if not remove_tree(entry):
-                    raise RunnerError(f"{entry}: could not be removed between two cases") from None
-        else:
-            entry.unlink()
+    try:
+        empty_folder(folder)
+    except OSError as exc:
+        raise RunnerError(f"{exc} between two cases") from None
 
 
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from medarena.platform import fairness, objectstore
+from medarena.platform import fairness, objectstore, outputfs
 from medarena.platform.casejob import CaseJob, CaseOutcome
 from medarena.platform.challenges import ChallengeDefinition
 from medarena.platform.containers import servers as case_servers
@@ -59,6 +59,7 @@ def run(settings: Settings, submission_ids: Iterable[int] | None = None,
             if settings.container_backend == "podman" and any(settings.scratch.glob("server-*")):
                 case_servers.remove_leftovers(namespace(settings))
                 case_servers.sweep_scratch(settings.scratch)
+            outputfs.sweep(settings.scratch)  # the capped /output folders that workers keep between cases
 
 
 def reevaluate(settings: Settings, submission_ids: Iterable[int], **kwargs) -> list[int]:
