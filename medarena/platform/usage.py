@@ -25,6 +25,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,7 +82,9 @@ class CaseMeter:
         except (OSError, ValueError):
             return Usage()
         finally:
-            _remove(self.cgroup_parent)
+            # a cgroup whose last process is still exiting stays busy for tens of milliseconds:
+            # removed beside the next steps of the case rather than before them
+            threading.Thread(target=_remove, args=(self.cgroup_parent,), daemon=True).start()
 
 
 def _unified() -> bool:
