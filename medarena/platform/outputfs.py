@@ -189,6 +189,7 @@ POOL_PREFIX = "outputfs-"
 _POOL_SIZE = 2
 _idle: list[OutputFolder] = []
 _idle_lock = threading.Lock()
+_swept: set[Path] = set()
 
 
 def take(scratch: Path, limit_bytes: int, owner: object = None) -> OutputFolder:
@@ -207,6 +208,9 @@ def take(scratch: Path, limit_bytes: int, owner: object = None) -> OutputFolder:
         if os.path.ismount(found.path):  # the end of a scheduler run removes the idle ones
             return found
         found.close()
+    if Path(scratch) not in _swept:  # once per process: what lost workers of this node left
+        _swept.add(Path(scratch))
+        _sweep_lost(Path(scratch))
     folder = OutputFolder(Path(scratch) / f"{POOL_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}", limit_bytes)
     folder.owner = owner
     try:
@@ -238,6 +242,20 @@ def close_idle() -> None:
         _idle.clear()
     for folder in idle:
         folder.close()
+
+
+def _sweep_lost(scratch: Path) -> None:
+    for folder in scratch.glob(POOL_PREFIX + "*-*"):
+        try:
+            pid = int(folder.name.removeprefix(POOL_PREFIX).split("-")[0])
+        except ValueError:
+            continue
+        if Path(f"/proc/{pid}").exists():
+            continue
+        if folder.suffix == ".ext4":
+            folder.unlink(missing_ok=True)
+        else:
+            remove_tree(folder)
 
 
 def sweep(scratch: Path) -> None:

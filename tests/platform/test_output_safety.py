@@ -268,6 +268,22 @@ def test_a_capped_folder_is_reused_emptied_for_its_own_submission_only(tmp_path)
 
 
 @as_root
+def test_the_first_folder_a_process_takes_removes_those_of_lost_workers(tmp_path, monkeypatch):
+    monkeypatch.setattr(outputfs, "_swept", set())
+    lost_pid = 4_194_303  # above any pid this machine hands out (pid_max)
+    assert not Path(f"/proc/{lost_pid}").exists()
+    lost = OutputFolder(tmp_path / f"outputfs-{lost_pid}-deadbeef", 8 * 2**20)
+    lost.open()  # never closed: its worker was killed
+    (lost.path / "left.bin").write_bytes(b"x")
+    live = tmp_path / f"outputfs-{os.getpid()}-cafecafe"  # a live process's: kept
+    live.mkdir()
+    folder = outputfs.take(tmp_path, 8 * 2**20, owner=None)
+    assert not lost.path.exists() and not (tmp_path / f"outputfs-{lost_pid}-deadbeef.ext4").exists()
+    assert live.is_dir() and mounts_under(tmp_path) == [str(folder.path.resolve())]
+    folder.close()
+
+
+@as_root
 def test_a_folder_that_cannot_be_emptied_back_is_removed_not_reused(tmp_path):
     folder = outputfs.take(tmp_path, 8 * 2**20, owner=1)
     subprocess.run(["umount", str(folder.path)], check=True)  # no longer its capped file system
