@@ -82,6 +82,16 @@ class FairQueue:
         return item
 
 
+    def take_more(self, item: Queued, count: int) -> list[Queued]:
+        """Remove and return up to ``count`` further waiting jobs of ``item``'s submission, to be
+        handed over with it (they count as served with it)."""
+        items = self._waiting.get(item.submission_id, [])
+        more, items[:] = items[:count], items[count:]
+        if not items:
+            self._waiting.pop(item.submission_id, None)
+        return more
+
+
 class NewWorkWatch:
     """Looks for newly queued submissions at most once every ``interval`` seconds.
 

@@ -26,6 +26,7 @@ from medarena.platform.scheduling.ray_adapter import MAX_PLATFORM_ATTEMPTS, RayA
 from medarena.platform.scheduling.recorder import record as _record
 from medarena.platform.scheduling.recorder import record_safely as _record_safely
 from medarena.platform.scheduling.work import (
+    SERVED_CASES_PER_TASK,
     UNFINISHED,
     Pending,
     cancel,
@@ -35,7 +36,8 @@ from medarena.platform.scheduling.work import (
     prepare_reevaluation,
 )
 
-__all__ = ["MAX_PLATFORM_ATTEMPTS", "UNFINISHED", "CaseJob", "CaseOutcome", "Executor", "InProcessAdapter",
-           "Pending", "RayAdapter", "SchedulerError", "_record", "_record_safely", "cancel", "collect_work",
-           "exclusive", "expand", "finish_ready", "image_archive_url", "inputs_url", "model_url", "namespace",
-           "predictions_url", "prepare_reevaluation", "reevaluate", "references_url", "run", "start_ray"]
+__all__ = ["MAX_PLATFORM_ATTEMPTS", "SERVED_CASES_PER_TASK", "UNFINISHED", "CaseJob", "CaseOutcome", "Executor",
+           "InProcessAdapter", "Pending", "RayAdapter", "SchedulerError", "_record", "_record_safely", "cancel",
+           "collect_work", "exclusive", "expand", "finish_ready", "image_archive_url", "inputs_url", "model_url",
+           "namespace", "predictions_url", "prepare_reevaluation", "reevaluate", "references_url", "run",
+           "start_ray"]

@@ -317,7 +317,7 @@ def test_messages_with_undecodable_names_and_nul_bytes_are_stored_escaped(reques
     with session_scope(settings.database_url) as session:
         create_submission(session, "toy", "test", "ann", "img", "sha256:x")
     (item,) = scheduler.collect_work(settings)
-    recorder.set_job(settings, item.job_id, JobState.RUNNING, started=True)  # as the scheduler dispatches it
+    recorder.set_jobs(settings, [item.job_id], JobState.RUNNING, started=True)  # as the scheduler dispatches it
     name = b"notes-\xff.txt".decode("utf-8", errors="surrogateescape")
     outcome = CaseOutcome(case="case0", state="failed", reason="invalid_output", detail=f"/output/{name}: odd",
                           stdout_tail="a\x00b", stderr_tail=name)

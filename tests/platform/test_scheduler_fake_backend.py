@@ -188,6 +188,44 @@ def test_two_participants_take_the_slots_by_turns_not_in_submission_order(toy, t
     assert order == [first, second] * 5
 
 
+class CountingAdapter(InProcessAdapter):
+    """The in-process executor, writing down how many cases each task it is handed holds."""
+
+    def __init__(self, slots: int = 2) -> None:
+        super().__init__(slots=slots)
+        self.tasks: list[int] = []
+
+    def submit(self, stage, job, resources):
+        self.tasks.append(1)
+        return super().submit(stage, job, resources)
+
+    def submit_many(self, stage, jobs, resources):
+        self.tasks.append(len(jobs))
+        return super().submit_many(stage, jobs, resources)
+
+
+@pytest.mark.parametrize("cap, largest", [(0, scheduler.SERVED_CASES_PER_TASK), (3, 3)])
+def test_a_served_phase_hands_a_slot_its_cases_a_few_at_a_time(home, tmp_path, monkeypatch, no_podman, cap,
+                                                                 largest):
+    monkeypatch.setenv("MEDARENA_CONTAINER_BACKEND", "fake")
+    monkeypatch.setattr(outputfs, "loop_mount_available", lambda: False)
+    settings = load_settings()
+    phase = {"slug": "test", "opens": "2020-01-01T00:00:00Z", "many_cases_per_start": True,
+             "max_jobs_in_flight_per_participant": cap}
+    organizer.create_challenge(settings, write_definition(tmp_path / "toy.yaml", limits=LIMITS, phases=[phase]))
+    organizer.ingest_phase(settings, "toy", "test", write_source(tmp_path / "src", n=20))
+    served, _ = organizer.submit(settings, "toy", "test", "ann", "test/threshold")
+    crashing, _ = organizer.submit(settings, "toy", "test", "bob", "fake/crash")
+    executor = CountingAdapter(slots=2)
+    assert sorted(scheduler.run(settings, None, executor=executor)) == [served, crashing]
+    assert sum(executor.tasks) == 40 and max(executor.tasks) == largest and len(executor.tasks) < 40
+    with session_scope(settings.database_url) as session:  # each case recorded as its own, with its own metrics
+        jobs = session.get(Submission, served).jobs
+        assert [(j.state, j.reason, j.attempts) for j in jobs] == [("succeeded", None, 1)] * 20
+        assert [[(m.metric, m.value) for m in j.metrics if m.metric == "dice"] for j in jobs] == [[("dice", 1.0)]] * 20
+    assert {(j.state, j.reason) for j in _jobs(settings, crashing)} == {("failed", "exit_code")}
+
+
 def test_reevaluation_scores_stored_predictions_without_running_a_container(toy, tmp_path):
     sid, _ = organizer.submit(toy, "toy", "test", "ann", "test/threshold")
     _run(toy)

@@ -284,7 +284,7 @@ def test_a_job_cancelled_while_it_waits_to_be_dispatched_stays_cancelled(home):
 
     sid, (job_id,) = _submission_with_jobs(home, ["queued"])
     assert scheduler.cancel(home, sid) == 1
-    recorder.set_job(home, job_id, JobState.RUNNING, started=True)
+    recorder.set_jobs(home, [job_id], JobState.RUNNING, started=True)
     with session_scope(home.database_url) as session:
         job = session.get(Job, job_id)
         assert (job.state, job.attempts, job.started_at) == ("cancelled", 0, None)

@@ -14,7 +14,7 @@ from medarena.platform.settings import Settings
 class InProcessAdapter:
     def __init__(self, slots: int = 2, gpus: int = 0) -> None:
         self.cpus, self.gpus = slots, gpus
-        self._jobs: dict[int, tuple[str, CaseJob]] = {}
+        self._jobs: dict[int, tuple[str, CaseJob | list[CaseJob]]] = {}
         self._ids = itertools.count()
 
     def start(self, settings: Settings) -> None:
@@ -25,11 +25,18 @@ class InProcessAdapter:
         self._jobs[handle] = (stage, job)
         return handle
 
+    def submit_many(self, stage: str, jobs: list[CaseJob], resources: dict) -> int:
+        handle = next(self._ids)
+        self._jobs[handle] = (stage, jobs)
+        return handle
+
     def wait_one(self, handles: list) -> int:
         return min(handles)  # the oldest first: the order of dispatch is the order of completion
 
-    def result(self, handle: int) -> CaseOutcome:
+    def result(self, handle: int) -> CaseOutcome | list[CaseOutcome]:
         stage, job = self._jobs.pop(handle)
+        if isinstance(job, list):
+            return [casejob.run_case(one) for one in job]
         return casejob.run_case(job) if stage == "run" else casejob.evaluate_case(job)
 
     def slots(self, resources: dict) -> int:

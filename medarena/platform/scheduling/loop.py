@@ -3,7 +3,8 @@
 Only as many jobs as the cluster can run at once are handed over, so that a job marked
 ``running`` in the database really runs; the rest wait as ``queued``, in the fair order of
 :class:`~medarena.platform.fairness.FairQueue`. A job whose algorithm ran is evaluated next (in
-the same task when it holds no GPU); a platform fault is retried (never charged to the
+the same task when it holds no GPU); the cases of a phase served by inference servers go to a
+slot a few at a time (one task, one transaction); a platform fault is retried (never charged to the
 participant); a submission whose jobs have all ended is closed and its phase ranked.
 """
 
@@ -35,8 +36,9 @@ class Executor(Protocol):
 
     def start(self, settings: Settings) -> None: ...
     def submit(self, stage: str, job: CaseJob, resources: dict): ...
+    def submit_many(self, stage: str, jobs: list[CaseJob], resources: dict): ...  # result: a list
     def wait_one(self, handles: list): ...
-    def result(self, handle) -> CaseOutcome: ...
+    def result(self, handle) -> CaseOutcome | list[CaseOutcome]: ...
     def slots(self, resources: dict) -> int: ...
     def describe(self) -> str: ...
 
@@ -105,13 +107,22 @@ class _Loop:
         with session_scope(settings.database_url) as session:
             return [sid for sid in self.submissions if session.get(Submission, sid).state not in UNFINISHED]
 
-    def dispatch(self, item: Pending) -> bool:
-        """Hand a job over; False when it was cancelled since it was picked."""
-        state = JobState.RUNNING if item.stage == "run" else JobState.EVALUATING
-        if not recorder.set_job(self.settings, item.job_id, state=state, started=item.stage == "run"):
-            return False
-        self.in_flight[self.executor.submit(item.stage, item.case_job, item.resources)] = item
-        return True
+    def flying(self) -> list[Pending]:
+        return [item for batch in self.in_flight.values() for item in batch]
+
+    def dispatch(self, batch: list[Pending]) -> int:
+        """Hand jobs of one stage over as one task; returns how many (not those cancelled since
+        they were picked)."""
+        stage = batch[0].stage
+        state = JobState.RUNNING if stage == "run" else JobState.EVALUATING
+        marked = recorder.set_jobs(self.settings, [item.job_id for item in batch], state, started=stage == "run")
+        batch = [item for item in batch if item.job_id in marked]
+        if len(batch) == 1:
+            self.in_flight[self.executor.submit(stage, batch[0].case_job, batch[0].resources)] = batch
+        elif batch:
+            jobs = [item.case_job for item in batch]
+            self.in_flight[self.executor.submit_many(stage, jobs, batch[0].resources)] = batch
+        return len(batch)
 
     def pick_up_new_work(self) -> None:  # submissions queued while this run goes on join the queue
         new = self.watch.new_submissions(set(self.submissions)) if self.watch else []
@@ -121,48 +132,67 @@ class _Loop:
         self.submissions.extend(sorted({p.submission_id for p in fresh}))
 
     def fill(self) -> None:
-        while item := self.waiting.next_up(self.in_flight.values()):  # None: every waiting one is at its cap
+        while item := self.waiting.next_up(self.flying()):  # None: every waiting one is at its cap
             slots = self.executor.slots(item.resources)
             if slots == 0:  # the cluster lacks what the phase asks for: leave the job queued
                 self.unschedulable.append(self.waiting.take(item))
                 continue
-            if sum(p.stage == "run" for p in self.in_flight.values()) >= slots:
+            if sum(batch[0].stage == "run" for batch in self.in_flight.values()) >= slots:
                 break
-            self.waiting.take(item)
-            if not self.dispatch(item):
-                self.done += 1
+            batch = [self.waiting.take(item), *self.waiting.take_more(item, self.room_beside(item))]
+            self.done += len(batch) - self.dispatch(batch)
+
+    def room_beside(self, item: Pending) -> int:
+        """How many more cases of ``item``'s submission may go with it in one task."""
+        room = item.per_task - 1
+        if item.cap:
+            room = min(room, item.cap - 1 - sum(p.participant == item.participant for p in self.flying()))
+        return max(room, 0)
 
     def take_one(self) -> None:
         handle = self.executor.wait_one(list(self.in_flight))
-        item = self.in_flight.pop(handle)
+        batch = self.in_flight.pop(handle)
         try:
-            outcome = self.executor.result(handle)
+            outcomes = self.executor.result(handle)
+            outcomes = outcomes if isinstance(outcomes, list) else [outcomes]
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"{len(outcomes)} outcomes came back for {len(batch)} cases")
         except Exception as exc:  # noqa: BLE001 - a worker or node lost beyond the executor's own retries
-            outcome = CaseOutcome(case=item.case_job.case, state=JobState.FAILED, reason="platform_error",
-                                  platform_error=True, platform_log=f"{type(exc).__name__}: {exc}",
-                                  detail="the platform lost the case's worker; the case will be run again, "
-                                         "and this does not count against the submission")
-        retry, recorded = recorder.record_safely(self.settings, item, outcome)
+            outcomes = [CaseOutcome(case=item.case_job.case, state=JobState.FAILED, reason="platform_error",
+                                    platform_error=True, platform_log=f"{type(exc).__name__}: {exc}",
+                                    detail="the platform lost the case's worker; the case will be run again, "
+                                           "and this does not count against the submission")
+                        for item in batch]
+        recorded = recorder.record_all_safely(self.settings, list(zip(batch, outcomes, strict=True)))
+        for item, outcome, (retry, written) in zip(batch, outcomes, recorded, strict=True):
+            self.follow_up(item, outcome, retry, written)
+        for submission_id in dict.fromkeys(item.submission_id for item in batch):
+            if not any(p.submission_id == submission_id for p in self.flying()):
+                self.close(submission_id)
+
+    def follow_up(self, item: Pending, outcome: CaseOutcome, retry: bool, recorded: CaseOutcome) -> None:
+        """What a job's recorded outcome leads to: its evaluation, a retry, or its end."""
         if recorded is outcome and outcome.state == JobState.EVALUATING and outcome.evaluated is not None:
             item, recorded = dataclasses.replace(item, stage="evaluate"), outcome.evaluated  # recorded with it
         outcome = recorded
-        if outcome.state == JobState.EVALUATING and self.dispatch(dataclasses.replace(item, stage="evaluate")):
+        if outcome.state == JobState.EVALUATING and self.dispatch([dataclasses.replace(item, stage="evaluate")]):
             return
-        if retry and self.dispatch(item):
+        if retry and self.dispatch([item]):
             return
         if outcome.platform_error:
             self.stuck.append(item)
         self.done += 1
         if self.on_progress:
             self.on_progress(self.done, self.total, outcome)
-        if not any(p.submission_id == item.submission_id for p in self.in_flight.values()):
-            try:
-                finish_ready(self.settings, [item.submission_id], self.on_notice)
-            except Exception:  # noqa: BLE001 - one submission's summary never stops the others
-                log.exception("closing submission %s failed", item.submission_id)
-                if self.on_notice:
-                    self.on_notice(f"submission {item.submission_id} could not be closed (see the log); "
-                                   "`medarena run` tries again")
+
+    def close(self, submission_id: int) -> None:
+        try:
+            finish_ready(self.settings, [submission_id], self.on_notice)
+        except Exception:  # noqa: BLE001 - one submission's summary never stops the others
+            log.exception("closing submission %s failed", submission_id)
+            if self.on_notice:
+                self.on_notice(f"submission {submission_id} could not be closed (see the log); "
+                               "`medarena run` tries again")
 
     def report(self) -> None:
         if self.unschedulable and self.on_notice:

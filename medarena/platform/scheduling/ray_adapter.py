@@ -61,6 +61,10 @@ def run_on_worker(job: CaseJob) -> CaseOutcome:
     return outcome
 
 
+def run_many_on_worker(jobs: list[CaseJob]) -> list[CaseOutcome]:
+    return [run_on_worker(job) for job in jobs]
+
+
 def evaluate_on_worker(job: CaseJob) -> CaseOutcome:
     return casejob.evaluate_case(job)
 
@@ -76,6 +80,8 @@ class RayAdapter:
         store_env = objectstore.worker_env(settings.store)
         task_env = {"runtime_env": {"env_vars": store_env}} if store_env else {}
         self._run = ray.remote(max_retries=MAX_PLATFORM_ATTEMPTS, retry_exceptions=False, **task_env)(run_on_worker)
+        self._run_many = ray.remote(max_retries=MAX_PLATFORM_ATTEMPTS, retry_exceptions=False,
+                                    **task_env)(run_many_on_worker)
         self._evaluate = ray.remote(max_retries=MAX_PLATFORM_ATTEMPTS, retry_exceptions=False,
                                     num_cpus=1, **task_env)(evaluate_on_worker)
 
@@ -84,13 +90,17 @@ class RayAdapter:
             return self._run.options(**resources).remote(job)
         return self._evaluate.remote(job)
 
+    def submit_many(self, stage: str, jobs: list[CaseJob], resources: dict):
+        """Several cases of one submission run one after another by one task (stage "run")."""
+        return self._run_many.options(**resources).remote(jobs)
+
     def wait_one(self, handles: list):
         import ray
 
         ready, _ = ray.wait(handles, num_returns=1)
         return ready[0]
 
-    def result(self, handle) -> CaseOutcome:
+    def result(self, handle) -> CaseOutcome | list[CaseOutcome]:
         import ray
 
         return ray.get(handle)

@@ -22,18 +22,33 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def set_job(settings: Settings, job_id: int, state: JobState, started: bool = False) -> bool:
-    """Mark a job as handed over; False (and nothing written) when it or its submission was
-    cancelled since it was picked."""
+def set_jobs(settings: Settings, job_ids: list[int], state: JobState, started: bool = False) -> set[int]:
+    """Mark jobs as handed over, in one transaction; returns those marked (not those that, or
+    whose submission, were cancelled since they were picked)."""
+    marked = set()
     with session_scope(settings.database_url) as session:
-        job = session.get(Job, job_id)
-        if job.state == JobState.CANCELLED or job.submission.state == SubmissionState.CANCELLED:
-            return False
-        job.state = transition(job.state, state)
-        if started:
-            job.started_at = utcnow()
-            job.attempts += 1
-        return True
+        for job_id in job_ids:
+            job = session.get(Job, job_id)
+            if job.state == JobState.CANCELLED or job.submission.state == SubmissionState.CANCELLED:
+                continue
+            job.state = transition(job.state, state)
+            if started:
+                job.started_at = utcnow()
+                job.attempts += 1
+            marked.add(job_id)
+    return marked
+
+
+def record_all_safely(settings: Settings, ended: list[tuple[Pending, CaseOutcome]]) -> list[tuple[bool, CaseOutcome]]:
+    """:func:`record_safely` for several jobs, in one transaction; when that fails, each again in
+    its own (so that one outcome that cannot be written costs only its own case)."""
+    if len(ended) > 1:
+        try:
+            with session_scope(settings.database_url) as session:
+                return [(_record_in(session, item, outcome), outcome) for item, outcome in ended]
+        except Exception:  # noqa: BLE001
+            log.warning("recording %d outcomes together failed; recording them one by one", len(ended))
+    return [record_safely(settings, item, outcome) for item, outcome in ended]
 
 
 def record_safely(settings: Settings, item: Pending, outcome: CaseOutcome) -> tuple[bool, CaseOutcome]:
@@ -68,11 +83,15 @@ def record(settings: Settings, item: Pending, outcome: CaseOutcome) -> bool:
     outcome that carries its evaluation (``outcome.evaluated``) is written with it, in the same
     transaction; the return value is then the evaluation's."""
     with session_scope(settings.database_url) as session:
-        job = session.get(Job, item.job_id)
-        retry = _apply(session, job, item.stage, outcome)
-        if item.stage == "run" and outcome.evaluated is not None and job.state == JobState.EVALUATING:
-            retry = _apply(session, job, "evaluate", outcome.evaluated)
-        return retry
+        return _record_in(session, item, outcome)
+
+
+def _record_in(session: Session, item: Pending, outcome: CaseOutcome) -> bool:
+    job = session.get(Job, item.job_id)
+    retry = _apply(session, job, item.stage, outcome)
+    if item.stage == "run" and outcome.evaluated is not None and job.state == JobState.EVALUATING:
+        retry = _apply(session, job, "evaluate", outcome.evaluated)
+    return retry
 
 
 def _apply(session: Session, job: Job, stage: str, outcome: CaseOutcome) -> bool:

@@ -39,6 +39,12 @@ class Pending:
     resources: dict
     participant: str = ""
     cap: int = 0  # the phase's max_jobs_in_flight_per_participant (0: none)
+    per_task: int = 1  # how many cases of its submission one task may run (see SERVED_CASES_PER_TASK)
+
+
+# A phase whose inference servers serve many cases per start hands a slot its cases this many at a
+# time: one task and one database transaction for them, where each case costs milliseconds.
+SERVED_CASES_PER_TASK = 8
 
 
 def expand(session: Session, submission: Submission) -> None:
@@ -83,7 +89,9 @@ def collect_work(settings: Settings, submission_ids: Iterable[int] | None = None
                 definitions[challenge.id] = ChallengeDefinition.model_validate(challenge.definition)
             definition = definitions[challenge.id]
             resources = {"num_cpus": definition.limits.cpus, "num_gpus": definition.limits.gpus}
-            cap = definition.phase(submission.phase.slug).max_jobs_in_flight_per_participant
+            phase = definition.phase(submission.phase.slug)
+            cap = phase.max_jobs_in_flight_per_participant
+            per_task = SERVED_CASES_PER_TASK if phase.many_cases_per_start else 1
             if submission.state == SubmissionState.QUEUED:
                 submission.state = transition(submission.state, SubmissionState.RUNNING)
                 submission.started_at = utcnow()
@@ -94,7 +102,8 @@ def collect_work(settings: Settings, submission_ids: Iterable[int] | None = None
                 item = case_job(settings, submission, job, definition)
                 if job.state == JobState.RUNNING:  # its driver stopped: its container may still run
                     leftovers.append(casejob.container_name(item))
-                pending.append(Pending(job.id, submission.id, item, stage, resources, submission.participant, cap))
+                pending.append(Pending(job.id, submission.id, item, stage, resources, submission.participant, cap,
+                                       per_task))
     if leftovers:
         backend = get_backend(settings.container_backend)
         for name in leftovers:
