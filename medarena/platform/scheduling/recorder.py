@@ -8,7 +8,8 @@ import logging
 import traceback
 from typing import TYPE_CHECKING
 
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from medarena.platform.casejob import CaseOutcome
 from medarena.platform.database import Job, MetricValue, session_scope, utcnow
@@ -27,15 +28,14 @@ def set_jobs(settings: Settings, job_ids: list[int], state: JobState, started: b
     whose submission, were cancelled since they were picked)."""
     marked = set()
     with session_scope(settings.database_url) as session:
-        for job_id in job_ids:
-            job = session.get(Job, job_id)
+        for job in session.scalars(select(Job).where(Job.id.in_(job_ids)).options(joinedload(Job.submission))):
             if job.state == JobState.CANCELLED or job.submission.state == SubmissionState.CANCELLED:
                 continue
             job.state = transition(job.state, state)
             if started:
                 job.started_at = utcnow()
                 job.attempts += 1
-            marked.add(job_id)
+            marked.add(job.id)
     return marked
 
 
@@ -45,7 +45,11 @@ def record_all_safely(settings: Settings, ended: list[tuple[Pending, CaseOutcome
     if len(ended) > 1:
         try:
             with session_scope(settings.database_url) as session:
-                return [(_record_in(session, item, outcome), outcome) for item, outcome in ended]
+                # the jobs and their metric rows in two statements, not two per job
+                ids = [item.job_id for item, _ in ended]
+                jobs = {job.id: job for job in session.scalars(
+                    select(Job).where(Job.id.in_(ids)).options(selectinload(Job.metrics)))}
+                return [(_record_in(session, item, outcome, jobs[item.job_id]), outcome) for item, outcome in ended]
         except Exception:  # noqa: BLE001
             log.warning("recording %d outcomes together failed; recording them one by one", len(ended))
     return [record_safely(settings, item, outcome) for item, outcome in ended]
@@ -86,8 +90,8 @@ def record(settings: Settings, item: Pending, outcome: CaseOutcome) -> bool:
         return _record_in(session, item, outcome)
 
 
-def _record_in(session: Session, item: Pending, outcome: CaseOutcome) -> bool:
-    job = session.get(Job, item.job_id)
+def _record_in(session: Session, item: Pending, outcome: CaseOutcome, job: Job | None = None) -> bool:
+    job = job or session.get(Job, item.job_id)
     retry = _apply(session, job, item.stage, outcome)
     if item.stage == "run" and outcome.evaluated is not None and job.state == JobState.EVALUATING:
         retry = _apply(session, job, "evaluate", outcome.evaluated)
@@ -115,8 +119,9 @@ def _apply(session: Session, job: Job, stage: str, outcome: CaseOutcome) -> bool
         job.finished_at = utcnow()
     if outcome.state == JobState.SUCCEEDED:
         job.pooled = {"pooled": outcome.pooled, "notes": outcome.notes}
-        job.metrics.clear()
-        session.flush()
+        if job.metrics:  # scored before (a re-evaluation): the old rows go first
+            job.metrics.clear()
+            session.flush()
         for row in outcome.rows:
             label = str(row.get("label") or "")
             for metric, value in row.items():
