@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from medarena.errors import InvalidInput, NotFound, Unauthenticated
 from medarena.platform.account_tables import ApiToken, User
 from medarena.platform.database import utcnow
+from medarena.platform.states import RoleState
 
 PREFIX = "mda_"
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)  # reads stay reads: last_used is written once a minute at most
@@ -49,6 +50,15 @@ class Identity:
     username: str
     is_admin: bool
     token_id: int
+    roles: tuple[tuple[int, str, str], ...] | None = None  # (challenge id, role, state), when read with it
+
+    def approved_roles_in(self, challenge_id: int) -> dict[str, str] | None:
+        """role -> state in a challenge, from the roles read with the identity; None when they were
+        not read, or give no approved role there (then only the database can say)."""
+        if self.roles is None:
+            return None
+        roles = {role: state for challenge, role, state in self.roles if challenge == challenge_id}
+        return roles if RoleState.APPROVED in roles.values() else None
 
 
 def authenticate(session: Session, token: str) -> Identity:

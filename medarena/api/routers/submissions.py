@@ -96,9 +96,13 @@ def list_submissions(settings: SettingsDep, caller: CallerDep,
 
 
 @router.get("/submissions/{submission_id}", response_class=JSONBytes)
-def get_submission(submission_id: int, settings: SettingsDep, caller: CallerDep) -> JSONBytes:
+async def get_submission(submission_id: int, settings: SettingsDep, caller: CallerDep) -> JSONBytes:
     """State, per-case states, reasons, runtimes and metrics, as far as the caller may see them."""
-    return JSONBytes(submissions.submission_json(settings, caller, submission_id))
+    # a kept answer is found on the event loop; one to build is built in a thread
+    answer = submissions.submission_json(settings, caller, submission_id, only_kept=True)
+    if answer is None:
+        answer = await run_in_threadpool(submissions.submission_json, settings, caller, submission_id)
+    return JSONBytes(answer)
 
 
 @router.get("/submissions/{submission_id}/logs")
