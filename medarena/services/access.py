@@ -177,9 +177,15 @@ def visible_submission(session: Session, caller: Identity | None, submission_id:
                        ) -> tuple[Submission, SubmissionView]:
     """The submission (loaded with ``load_options``) and the caller's view of it."""
     submission = session.get(Submission, submission_id, options=load_options)
+    return submission, seen_submission(session, caller, submission, submission_id)
+
+
+def seen_submission(session: Session, caller: Identity | None, submission: Submission | None,
+                    submission_id: int) -> SubmissionView:
+    """The caller's view of a submission the caller loaded (None: not found)."""
     if submission is None:
         raise NotFound(f"no submission {submission_id}")
-    return submission, submission_view(session, caller, submission)
+    return submission_view(session, caller, submission)
 
 
 def may_cancel(view: SubmissionView, submission: Submission) -> None:

@@ -163,7 +163,9 @@ def _counts(submission: Submission) -> dict[str, int]:
     return counts
 
 
-_WITH_RULES = joinedload(Submission.phase).joinedload(Phase.challenge)  # what the access rules read: one query
+# a submission with what the access rules read (its phase and challenge): one query, built once
+WITH_RULES = select(Submission).where(Submission.id == bindparam("submission_id")).options(
+    joinedload(Submission.phase).joinedload(Phase.challenge))
 _LOAD_OPTIONS = (selectinload(Submission.jobs).selectinload(Job.case),
                  selectinload(Submission.jobs).selectinload(Job.metrics))
 
@@ -186,7 +188,8 @@ def submission_json(settings: Settings, caller: Identity | None, submission_id: 
     for the event loop)."""
     url = settings.database_url
     with session_scope(url) as session:
-        submission, view = access.visible_submission(session, caller, submission_id, _WITH_RULES)
+        submission = session.scalar(WITH_RULES, {"submission_id": submission_id})
+        view = access.seen_submission(session, caller, submission, submission_id)
         rank_shown = _rank_shown(submission, view)
         version = _version(session, submission)  # read before the rows the answer is built from
 
