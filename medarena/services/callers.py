@@ -24,7 +24,7 @@ import dataclasses
 import threading
 import time
 
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session
 
 from medarena.accounts import tokens
@@ -76,20 +76,41 @@ def cached(settings: Settings, token: str) -> Identity | None:
 
 def authenticate(settings: Settings, token: str) -> Identity:
     """The caller behind ``token``, from the database (:class:`Unauthenticated` saying why not),
-    with their roles; kept for the next :data:`TTL` seconds."""
+    with their roles; kept for the next :data:`TTL` seconds. Writes the token's ``last_used_at``
+    (once a minute at most)."""
+    identity, stale = check(settings, token)
+    if stale:
+        record_use(settings, identity.token_id)
+    return identity
+
+
+def check(settings: Settings, token: str) -> tuple[Identity, bool]:
+    """:func:`authenticate` without writing: the caller, and whether the token's ``last_used_at``
+    is due to be written (:func:`record_use`). Two small reads, nothing that waits for a writer
+    (SQLite in WAL mode): cheap enough for the event loop, where a thread would wait for the
+    interpreter lock behind every request the loop serves."""
     generation = ACCEPTED.generation
     started = time.monotonic()
     with session_scope(settings.database_url) as session:
-        identity = tokens.authenticate(session, token)
-        expires_at = session.get(ApiToken, identity.token_id).expires_at  # loaded by the check: no query
-        roles = tuple(session.execute(select(ChallengeRole.challenge_id, ChallengeRole.role, ChallengeRole.state)
-                                      .where(ChallengeRole.user_id == identity.user_id)).tuples())
+        identity, row = tokens.check(session, token)
+        stale, expires_at = tokens.last_use_stale(row), row.expires_at
+        roles = tuple(session.execute(ROLES, {"user_id": identity.user_id}).tuples())
+        session.rollback()  # nothing to commit
     until = started + TTL
     if expires_at is not None:
         until = min(until, started + (expires_at - utcnow()).total_seconds())
     identity = dataclasses.replace(identity, roles=roles)
     ACCEPTED.keep((settings.database_url, tokens.digest(token)), identity, until, generation)
-    return identity
+    return identity, stale
+
+
+def record_use(settings: Settings, token_id: int) -> None:
+    with session_scope(settings.database_url) as session:
+        tokens.record_use(session, token_id)
+
+
+ROLES = select(ChallengeRole.challenge_id, ChallengeRole.role, ChallengeRole.state).where(
+    ChallengeRole.user_id == bindparam("user_id"))
 
 
 # ------------------------------------------------------------- commits that change who may do what

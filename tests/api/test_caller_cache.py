@@ -72,6 +72,22 @@ def test_an_approval_made_elsewhere_shows_at_once(world):
     assert status(server, token, "POST", UPLOADS, json=body) == 201
 
 
+def test_a_token_use_is_recorded(world):
+    """The check reads on the event loop; ``last_used_at`` is written in a thread, not awaited."""
+    server, seeded = world
+
+    def last_used(token_id: int):
+        return next(t["last_used_at"] for t in accounts.list_tokens(seeded.settings, "bob") if t["id"] == token_id)
+
+    token, token_id = accounts.create_token(seeded.settings, "bob", "recorded", 1)
+    assert last_used(token_id) is None
+    assert status(server, token) == 200
+    deadline = time.monotonic() + 10
+    while last_used(token_id) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert last_used(token_id) is not None
+
+
 def test_a_commit_in_this_process_forgets_the_kept_callers(home):
     accounts.add_user(home, "erin", "erin-password")
     token, token_id = accounts.create_token(home, "erin", "laptop", 1)
