@@ -3,8 +3,12 @@ cases and polling submission states, against one `medarena serve` process on loo
 
 Half of the clients read the public leaderboard anonymously; the other half poll the state of one
 of their own submissions (100 cases each, with their metrics) with a personal token. Each client
-sends its next request when the previous one is answered, for ``--seconds``. Reported: requests
-per second and latency percentiles (median of ``--repeats`` runs). Target: p99 under 100 ms.
+sends its next request when the previous one is answered, for ``--seconds``. Each run starts once
+every client is connected and answered once (the first of those answers, in the first run, build
+the server's caches). Reported: requests per second and latency percentiles (median of
+``--repeats`` runs), and the CPU time per request of the server (all its processes, from
+/proc) and of the clients (this process: they share the machine's cores with the server).
+Target: p99 under 100 ms.
 
 ``--interval S``: each client polls at most once every S seconds (a dashboard or `--follow`
 refreshing), instead of sending its next request as soon as the previous one is answered (the
@@ -15,16 +19,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
+import ssl
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -71,35 +79,63 @@ def seed(settings, home: Path, submissions: int, cases: int) -> list[tuple[int, 
     return [(sid, accounts.create_token(settings, f"user{i:03d}", "bench", 1)[0]) for i, sid in enumerate(ids)]
 
 
-async def client_loop(url: str, path: str, token: str | None, until: float, latencies: list[float],
+async def client_loop(client: httpx.AsyncClient, path: str, until: float, latencies: list[float],
                       interval: float = 0.0, offset: float = 0.0) -> None:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
-        await asyncio.sleep(offset)  # polling clients do not all start at once
-        while time.perf_counter() < until:
-            start = time.perf_counter()
-            response = await client.get(path)
-            response.raise_for_status()
-            latencies.append(time.perf_counter() - start)
-            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - start)))
+    await asyncio.sleep(offset)  # polling clients do not all start at once
+    while time.perf_counter() < until:
+        start = time.perf_counter()
+        response = await client.get(path)
+        response.raise_for_status()
+        latencies.append(time.perf_counter() - start)
+        await asyncio.sleep(max(0.0, interval - (time.perf_counter() - start)))
 
 
-async def load(url: str, owners: list[tuple[int, str]], clients: int, seconds: float,
-               interval: float = 0.0) -> tuple[float, list[float]]:
-    latencies: list[float] = []
-    until = time.perf_counter() + seconds
-    tasks = []
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+async def load(url: str, owners: list[tuple[int, str]], clients: int, seconds: float, interval: float = 0.0,
+               server_pid: int | None = None) -> Run:
+    """One run: every client connected (and answered once) before the clock starts."""
+    tls = ssl.create_default_context()  # unused on http://, but each client would load the CAs again
+    made = []
     for i in range(clients):
-        offset = interval * i / clients
         if i % 2 == 0:
-            tasks.append(client_loop(url, "/api/v1/challenges/toy/phases/test/leaderboard", None, until, latencies,
-                                     interval, offset))
+            path, headers = "/api/v1/challenges/toy/phases/test/leaderboard", {}
         else:
             sid, token = owners[i % len(owners)]
-            tasks.append(client_loop(url, f"/api/v1/submissions/{sid}", token, until, latencies, interval, offset))
-    start = time.perf_counter()
-    await asyncio.gather(*tasks)
-    return len(latencies) / (time.perf_counter() - start), latencies
+            path, headers = f"/api/v1/submissions/{sid}", {"Authorization": f"Bearer {token}"}
+        made.append((httpx.AsyncClient(base_url=url, headers=headers, timeout=30, verify=tls), path))
+    server = [psutil.Process(server_pid)] if server_pid else []
+    server += [child for parent in server for child in parent.children(recursive=True)]
+    try:
+        await asyncio.gather(*(client.get(path) for client, path in made))
+        latencies: list[float] = []
+        server_cpu, client_cpu = cpu_seconds(server), cpu_seconds([psutil.Process()])
+        start = time.perf_counter()
+        until = start + seconds
+        await asyncio.gather(*(client_loop(client, path, until, latencies, interval, interval * i / clients)
+                               for i, (client, path) in enumerate(made)))
+        elapsed = time.perf_counter() - start
+        return Run(len(latencies) / elapsed, latencies, (cpu_seconds(server) - server_cpu) / len(latencies),
+                   (cpu_seconds([psutil.Process()]) - client_cpu) / len(latencies), elapsed)
+    finally:
+        for client, _ in made:
+            await client.aclose()
+
+
+@dataclass
+class Run:
+    rate: float  # requests answered per second
+    latencies: list[float]
+    server_cpu: float  # seconds of the server's CPU (all its processes) per request
+    client_cpu: float  # seconds of this process's CPU per request
+    seconds: float
 
 
 def main() -> None:
@@ -119,20 +155,28 @@ def main() -> None:
         owners = seed(settings, home, args.submissions, args.cases)
         server = start_server(settings, home / "server.log", serve_args=("--workers", str(args.workers)))
         try:
-            runs = [asyncio.run(load(server.url, owners, args.clients, args.seconds, args.interval))
-                    for _ in range(args.repeats)]
+            runs = []
+            for _ in range(args.repeats):
+                load_before = os.getloadavg()[0]
+                runs.append(asyncio.run(load(server.url, owners, args.clients, args.seconds, args.interval,
+                                             server.process.pid)))
+                print(f"run: {runs[-1].rate:.1f} requests/s, load average {load_before:.1f} before, "
+                      f"{os.getloadavg()[0]:.1f} after", flush=True)
         finally:
             stop_server(server)
-    rates = [r for r, _ in runs]
-    p50 = [float(np.percentile(lat, 50)) * 1000 for _, lat in runs]
-    p99 = [float(np.percentile(lat, 99)) * 1000 for _, lat in runs]
+    p50 = [float(np.percentile(run.latencies, 50)) * 1000 for run in runs]
+    p99 = [float(np.percentile(run.latencies, 99)) * 1000 for run in runs]
     mode = f"polling every {args.interval:g} s" if args.interval else "closed loop"
     print(f"{args.clients} clients, {args.workers} server process(es), {args.submissions} submissions x "
-          f"{args.cases} cases, {args.seconds:g} s per run, {mode}; "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print(f"requests/s: median {statistics.median(rates):.1f} of {', '.join(f'{r:.1f}' for r in rates)}")
-    print(f"p50 ms:     median {statistics.median(p50):.0f} of {', '.join(f'{v:.0f}' for v in p50)}")
-    print(f"p99 ms:     median {statistics.median(p99):.0f} of {', '.join(f'{v:.0f}' for v in p99)}")
+          f"{args.cases} cases, {args.seconds:g} s per run, {mode}")
+    print(f"requests/s: median {statistics.median(r.rate for r in runs):.1f} of "
+          f"{', '.join(f'{r.rate:.1f}' for r in runs)}")
+    print(f"p50 ms:     median {statistics.median(p50):.1f} of {', '.join(f'{v:.1f}' for v in p50)}")
+    print(f"p99 ms:     median {statistics.median(p99):.1f} of {', '.join(f'{v:.1f}' for v in p99)}")
+    print(f"server CPU per request, ms: median {statistics.median(r.server_cpu for r in runs) * 1000:.2f} of "
+          f"{', '.join(f'{r.server_cpu * 1000:.2f}' for r in runs)}")
+    print(f"client CPU per request, ms: median {statistics.median(r.client_cpu for r in runs) * 1000:.2f} of "
+          f"{', '.join(f'{r.client_cpu * 1000:.2f}' for r in runs)} (the {args.clients} clients, in this process)")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ subprocess; the part phase is timed (median of ``--repeats``) and the server's p
 memory read from /proc (VmHWM) at the end. Then one leaderboard is read and the server's memory
 read again: a server that has validated a challenge definition has imported every evaluator.
 The floor, timed in the same run: copying the same file on the same disk with `cp`, and hashing
-it with SHA-256 (what the server does on top of writing). Targets: at least 150 MB/s, server RSS
-under 300 MB.
+it with SHA-256 (what the server does on top of writing). The server's CPU time per GB (from
+/proc, all its threads) says what an upload costs it whatever else the machine runs. Targets: at
+least 150 MB/s, server RSS under 300 MB.
 """
 
 from __future__ import annotations
@@ -71,6 +72,12 @@ def rss_mb(pid: int, field: str = "VmHWM") -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of the process, all its threads (/proc/PID/stat, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-mb", type=int, default=2048)
@@ -98,9 +105,11 @@ def main() -> None:
                               MEDARENA_UPLOAD_BYTES_PER_USER=str(1 << 40))
         try:
             idle = rss_mb(server.process.pid, "VmRSS")
-            times = []
+            times, cpu = [], []
             for _ in range(args.repeats):
+                before = cpu_seconds(server.process.pid)
                 times.append(upload(server.url, token, data, size, sha, part_size))
+                cpu.append(cpu_seconds(server.process.pid) - before)
                 shutil.rmtree(home / "uploads", ignore_errors=True)
             rss = rss_mb(server.process.pid)
             httpx.get(f"{server.url}/api/v1/challenges/toy/phases/test/leaderboard", timeout=120).raise_for_status()
@@ -126,6 +135,7 @@ def main() -> None:
     parts = (part_size or DEFAULT_PART) >> 20
     print(f"file: {args.size_mb} MiB in {parts} MiB parts; load average {os.getloadavg()[0]:.1f}")
     print(f"upload:  {mb / median:7.0f} MB/s  median {median:.2f} s of {', '.join(f'{t:.2f}' for t in times)}")
+    print(f"server CPU: {statistics.median(cpu) / (size / 1e9):.2f} s per GB (median; receiving, hashing, writing)")
     print(f"cp:      {mb / statistics.median(copies):7.0f} MB/s  (floor: the same bytes copied on this disk)")
     print(f"sha256:  {mb / statistics.median(hashes):7.0f} MB/s  (the hash the server computes as it writes)")
     print(f"server peak RSS: {rss:.0f} MB (after start, before any upload: {idle:.0f} MB; "

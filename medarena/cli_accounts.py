@@ -61,7 +61,7 @@ def users_list():
 @users_app.command("disable")
 @fails_cleanly
 def users_disable(username: str, enable: Annotated[bool, typer.Option(help="enable again instead")] = False):
-    """Disable a user: their tokens stop working and they cannot log in."""
+    """Disable a user: their tokens stop working (within 5 s on a running server) and they cannot log in."""
     from medarena.services import accounts
 
     accounts.set_disabled(_settings(), username, disabled=not enable)
@@ -108,7 +108,7 @@ def tokens_list(username: Annotated[str | None, typer.Argument()] = None):
 @tokens_app.command("revoke")
 @fails_cleanly
 def tokens_revoke(token_id: int):
-    """Revoke a token."""
+    """Revoke a token (a running server refuses it within 5 s)."""
     from medarena.services import accounts
 
     accounts.revoke_token(_settings(), token_id)

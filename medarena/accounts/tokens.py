@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from medarena.errors import InvalidInput, NotFound, Unauthenticated
 from medarena.platform.account_tables import ApiToken, User
 from medarena.platform.database import utcnow
+from medarena.platform.states import RoleState
 
 PREFIX = "mda_"
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)  # reads stay reads: last_used is written once a minute at most
@@ -49,10 +50,27 @@ class Identity:
     username: str
     is_admin: bool
     token_id: int
+    roles: tuple[tuple[int, str, str], ...] | None = None  # (challenge id, role, state), when read with it
+
+    def approved_roles_in(self, challenge_id: int) -> dict[str, str] | None:
+        """role -> state in a challenge, from the roles read with the identity; None when they were
+        not read, or give no approved role there (then only the database can say)."""
+        if self.roles is None:
+            return None
+        roles = {role: state for challenge, role, state in self.roles if challenge == challenge_id}
+        return roles if RoleState.APPROVED in roles.values() else None
 
 
 def authenticate(session: Session, token: str) -> Identity:
     """The user behind a bearer token, or :class:`Unauthenticated` saying why not."""
+    identity, row = check(session, token)
+    if last_use_stale(row):
+        row.last_used_at = utcnow()
+    return identity
+
+
+def check(session: Session, token: str) -> tuple[Identity, ApiToken]:
+    """:func:`authenticate` without writing anything: the identity and the token's row."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token or "")))
     now = utcnow()
     if row is None:
@@ -64,9 +82,18 @@ def authenticate(session: Session, token: str) -> Identity:
     user = session.get(User, row.user_id)
     if user is None or user.disabled:
         raise Unauthenticated("this account is disabled")
-    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-        row.last_used_at = now
-    return Identity(user.id, user.username, user.is_admin, row.id)
+    return Identity(user.id, user.username, user.is_admin, row.id), row
+
+
+def last_use_stale(row: ApiToken) -> bool:
+    return row.last_used_at is None or utcnow() - row.last_used_at >= LAST_USED_RESOLUTION
+
+
+def record_use(session: Session, token_id: int) -> None:
+    """Write a token's ``last_used_at`` (once a minute at most, as :func:`authenticate` does)."""
+    row = session.get(ApiToken, token_id)
+    if row is not None and last_use_stale(row):
+        row.last_used_at = utcnow()
 
 
 def list_tokens(session: Session, user: User | None = None) -> list[ApiToken]:

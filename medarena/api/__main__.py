@@ -18,12 +18,13 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.workers > 1:  # each worker process builds the application from the environment's settings
         uvicorn.run("medarena.api.app:create_app", factory=True, host=args.host, port=args.port,
-                    workers=args.workers, log_level="warning")
+                    workers=args.workers, log_level="warning", access_log=False)
         return
     from medarena.api.app import create_app
     from medarena.services.settings import load_settings
 
-    uvicorn.run(create_app(load_settings()), host=args.host, port=args.port, log_level="warning")
+    # no access log: at this log level its lines are never shown, but each request would build one
+    uvicorn.run(create_app(load_settings()), host=args.host, port=args.port, log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":

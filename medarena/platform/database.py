@@ -248,7 +248,7 @@ def session_scope(url: str, *, migrate: bool = True):
             if url not in _migrated:
                 upgrade(url)
                 _migrated.add(url)
-    session = sessionmaker(engine_for(url), expire_on_commit=False)()
+    session = _sessions_for(url)()
     try:
         yield session
         session.commit()
@@ -257,6 +257,12 @@ def session_scope(url: str, *, migrate: bool = True):
         raise
     finally:
         session.close()
+
+
+@cache
+def _sessions_for(url: str) -> sessionmaker:
+    """One factory per database: making one per session costs more than most reads."""
+    return sessionmaker(engine_for(url), expire_on_commit=False)
 
 
 def read_session(url: str) -> Session:

@@ -76,7 +76,9 @@ def require_admin(caller: Identity | None) -> Identity:
 def standing(session: Session, caller: Identity | None, challenge: Challenge) -> Standing:
     if caller is None:
         return Standing()
-    roles = roles_in(session, caller.user_id, challenge.id)
+    roles = caller.approved_roles_in(challenge.id)
+    if roles is None:
+        roles = roles_in(session, caller.user_id, challenge.id)
     return Standing(admin=caller.is_admin, organizer="organizer" in roles, participant=roles.get("participant"))
 
 
@@ -100,7 +102,13 @@ def require_participant(session: Session, caller: Identity | None, challenge: Ch
 
 
 def phase_rules(phase: Phase) -> PhaseDefinition:
-    return _definition(json.dumps(phase.challenge.definition, sort_keys=True)).phase(phase.slug)
+    challenge = phase.challenge
+    definition = challenge.definition
+    seen = challenge.__dict__.get("_validated")  # this row's, while its definition is the same object
+    if seen is None or seen[0] is not definition:
+        seen = (definition, _definition(json.dumps(definition, sort_keys=True)))
+        challenge.__dict__["_validated"] = seen
+    return seen[1].phase(phase.slug)
 
 
 @lru_cache(maxsize=64)
@@ -165,12 +173,19 @@ def case_images_visible(session: Session, caller: Identity | None, submission: S
     return view
 
 
-def visible_submission(session: Session, caller: Identity | None, submission_id: int
+def visible_submission(session: Session, caller: Identity | None, submission_id: int, *load_options
                        ) -> tuple[Submission, SubmissionView]:
-    submission = session.get(Submission, submission_id)
+    """The submission (loaded with ``load_options``) and the caller's view of it."""
+    submission = session.get(Submission, submission_id, options=load_options)
+    return submission, seen_submission(session, caller, submission, submission_id)
+
+
+def seen_submission(session: Session, caller: Identity | None, submission: Submission | None,
+                    submission_id: int) -> SubmissionView:
+    """The caller's view of a submission the caller loaded (None: not found)."""
     if submission is None:
         raise NotFound(f"no submission {submission_id}")
-    return submission, submission_view(session, caller, submission)
+    return submission_view(session, caller, submission)
 
 
 def may_cancel(view: SubmissionView, submission: Submission) -> None:

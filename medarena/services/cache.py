@@ -27,12 +27,15 @@ class VersionedCache:
         self._lock = threading.Lock()
         self.builds = 0  # how many answers were built rather than found (for tests and benchmarks)
 
-    def get(self, key: Hashable, version: Hashable, build: Callable[[], Any]) -> Any:
+    def get(self, key: Hashable, version: Hashable, build: Callable[[], Any] | None) -> Any:
+        """The value kept for ``key`` at ``version``; else ``build()``'s, kept (None when no ``build``)."""
         with self._lock:
             found = self._entries.get(key)
             if found is not None and found[0] == version:
                 self._entries.move_to_end(key)
                 return found[1]
+        if build is None:
+            return None
         value = build()  # outside the lock: two readers may build the same answer, never a wrong one
         with self._lock:
             self.builds += 1

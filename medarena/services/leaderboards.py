@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.orm import contains_eager, selectinload
 
 from medarena.accounts.tokens import Identity
 from medarena.errors import NotFound
@@ -19,29 +19,34 @@ from medarena.services.cache import VersionedCache, to_json
 LEADERBOARDS = VersionedCache(64)  # (database, phase id) -> (answer, its JSON)
 
 
-def phase_by_slugs(session: Session, challenge: str, phase: str) -> Phase:
-    """A phase by its slugs, without validating its challenge's definition again (readers get its
-    rules from :func:`access.phase_rules`, which keeps the validated ones)."""
-    row = session.scalar(select(Phase).join(Challenge).where(Challenge.slug == challenge, Phase.slug == phase))
-    return row if row is not None else find_phase(session, challenge, phase)[0]  # its error names what is missing
+def _phase_with_version():
+    """One statement (built once: building it costs more than running it) for a phase by its slugs,
+    with its challenge (not validated again: readers get the phase's rules from
+    :func:`access.phase_rules`, which keeps the validated ones) and the version of its leaderboard,
+    which changes whenever the phase's leaderboard rows do (ranking replaces every row: new ids, a
+    new ``computed_at``)."""
+    entries = (func.count(LeaderboardEntry.id), func.min(LeaderboardEntry.id), func.max(LeaderboardEntry.id),
+               func.max(LeaderboardEntry.computed_at), func.sum(LeaderboardEntry.rank))
+    version = [select(e).where(LeaderboardEntry.phase_id == Phase.id).scalar_subquery() for e in entries]
+    return select(Phase, *version).join(Phase.challenge).options(contains_eager(Phase.challenge)).where(
+        Challenge.slug == bindparam("challenge"), Phase.slug == bindparam("phase"))
 
 
-def leaderboard_version(session: Session, phase_id: int) -> tuple:
-    """Changes whenever the phase's leaderboard rows do: ranking replaces every row (new ids, a new
-    ``computed_at``)."""
-    return tuple(session.execute(select(
-        func.count(LeaderboardEntry.id), func.min(LeaderboardEntry.id), func.max(LeaderboardEntry.id),
-        func.max(LeaderboardEntry.computed_at), func.sum(LeaderboardEntry.rank)).where(
-        LeaderboardEntry.phase_id == phase_id)).one())
+PHASE_WITH_VERSION = _phase_with_version()
 
 
-def _leaderboard(settings: Settings, caller: Identity | None, challenge: str, phase: str) -> tuple[dict, bytes]:
+def _leaderboard(settings: Settings, caller: Identity | None, challenge: str, phase: str,
+                 only_kept: bool = False) -> tuple[dict, bytes] | None:
     """The whole leaderboard and its JSON, from the cache while the phase's rows are unchanged;
-    the caller's right to see it is checked on every request."""
+    the caller's right to see it is checked on every request. ``only_kept``: None rather than
+    building it (two small queries at most: cheap enough for the event loop)."""
     with session_scope(settings.database_url) as session:
-        row = phase_by_slugs(session, challenge, phase)
+        found = session.execute(PHASE_WITH_VERSION, {"challenge": challenge, "phase": phase}).first()
+        if found is None:
+            find_phase(session, challenge, phase)  # raises, naming what is missing
+            raise NotFound(f"no phase {challenge}/{phase}")
+        row, version = found[0], tuple(found[1:])  # the version is read before the rows
         access.leaderboard_visible(session, caller, row)
-        version = leaderboard_version(session, row.id)
 
         def build() -> tuple[dict, bytes]:
             rows = session.execute(select(LeaderboardEntry, Submission.participant).join(
@@ -53,7 +58,7 @@ def _leaderboard(settings: Settings, caller: Identity | None, challenge: str, ph
                                  "columns": e.columns, "computed_at": e.computed_at} for e, participant in rows]}
             return data, to_json(data)
 
-        return LEADERBOARDS.get((settings.database_url, row.id), version, build)
+        return LEADERBOARDS.get((settings.database_url, row.id), version, None if only_kept else build)
 
 
 def get_leaderboard(settings: Settings, caller: Identity | None, challenge: str, phase: str) -> dict[str, Any]:
@@ -61,9 +66,12 @@ def get_leaderboard(settings: Settings, caller: Identity | None, challenge: str,
     return {**data, "entries": [dict(entry) for entry in data["entries"]]}  # the cached one stays as it is
 
 
-def leaderboard_json(settings: Settings, caller: Identity | None, challenge: str, phase: str) -> bytes:
-    """:func:`get_leaderboard` as the JSON the API answers with."""
-    return _leaderboard(settings, caller, challenge, phase)[1]
+def leaderboard_json(settings: Settings, caller: Identity | None, challenge: str, phase: str,
+                     only_kept: bool = False) -> bytes | None:
+    """:func:`get_leaderboard` as the JSON the API answers with (``only_kept``: None when it
+    would have to be built)."""
+    found = _leaderboard(settings, caller, challenge, phase, only_kept)
+    return None if found is None else found[1]
 
 
 def get_case_results(settings: Settings, caller: Identity | None, challenge: str, phase: str) -> dict[str, Any]:

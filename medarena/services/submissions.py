@@ -147,7 +147,7 @@ VERSION = _version_query()
 def _version(session: Session, submission: Submission) -> tuple:
     """Changes whenever anything shown of the submission does: its state and times, its jobs'
     states, times, attempts and runtimes, their metric rows (re-scoring replaces them) and the
-    phase's leaderboard (the rank, and how many are ranked; as :func:`leaderboard_version`)."""
+    phase's leaderboard (the rank, and how many are ranked; as :mod:`leaderboards` reads it)."""
     row = session.execute(VERSION, {"submission_id": submission.id, "phase_id": submission.phase_id}).one()
     return (submission.state, submission.started_at, submission.finished_at, *row)
 
@@ -163,26 +163,33 @@ def _counts(submission: Submission) -> dict[str, int]:
     return counts
 
 
+# a submission with what the access rules read (its phase and challenge): one query, built once
+WITH_RULES = select(Submission).where(Submission.id == bindparam("submission_id")).options(
+    joinedload(Submission.phase).joinedload(Phase.challenge))
+_LOAD_OPTIONS = (selectinload(Submission.jobs).selectinload(Job.case),
+                 selectinload(Submission.jobs).selectinload(Job.metrics))
+
+
 def _load(session, submission_id: int) -> Submission | None:
-    return session.scalar(select(Submission).where(Submission.id == submission_id).options(
-        selectinload(Submission.jobs).selectinload(Job.case), selectinload(Submission.jobs).selectinload(Job.metrics)))
+    return session.scalar(select(Submission).where(Submission.id == submission_id).options(*_LOAD_OPTIONS))
 
 
 def get_submission(settings: Settings, caller: Identity | None, submission_id: int) -> dict[str, Any]:
     with session_scope(settings.database_url) as session:
-        _load(session, submission_id)
-        submission, view = access.visible_submission(session, caller, submission_id)
+        submission, view = access.visible_submission(session, caller, submission_id, *_LOAD_OPTIONS)
         return _describe(session, submission, view)
 
 
-def submission_json(settings: Settings, caller: Identity | None, submission_id: int) -> bytes:
+def submission_json(settings: Settings, caller: Identity | None, submission_id: int,
+                    only_kept: bool = False) -> bytes | None:
     """:func:`get_submission` as the JSON the API answers with: built once per version of the
-    submission, then cut down to the caller's view, which is decided on every request."""
+    submission, then cut down to the caller's view, which is decided on every request.
+    ``only_kept``: None when it would have to be built (two small queries at most: cheap enough
+    for the event loop)."""
     url = settings.database_url
     with session_scope(url) as session:
-        session.scalar(select(Submission).where(Submission.id == submission_id).options(
-            joinedload(Submission.phase).joinedload(Phase.challenge)))  # one query for what the access rules read
-        submission, view = access.visible_submission(session, caller, submission_id)
+        submission = session.scalar(WITH_RULES, {"submission_id": submission_id})
+        view = access.seen_submission(session, caller, submission, submission_id)
         rank_shown = _rank_shown(submission, view)
         version = _version(session, submission)  # read before the rows the answer is built from
 
@@ -192,7 +199,7 @@ def submission_json(settings: Settings, caller: Identity | None, submission_id: 
         def answer() -> bytes:
             return to_json(_as_seen(DESCRIPTIONS.get((url, submission_id), version, full), view, rank_shown))
 
-        return ANSWERS.get((url, submission_id, view, rank_shown), version, answer)
+        return ANSWERS.get((url, submission_id, view, rank_shown), version, None if only_kept else answer)
 
 
 def get_logs(settings: Settings, caller: Identity | None, submission_id: int) -> dict[str, Any]:

@@ -202,6 +202,10 @@ class PartWriter:
         self._hash.update(chunk)
         self.received += len(chunk)
 
+    def write_all(self, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
     def finish(self) -> None:
         try:
             if self.received != self.length:

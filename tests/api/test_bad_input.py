@@ -147,8 +147,10 @@ def test_parts_of_several_megabytes(world):
     next block arrives): each byte lands where it belongs, and a failed part leaves nothing."""
     import random
 
+    from medarena.api.routers.submissions import WRITE_BLOCK
+
     server, seeded = world
-    part = (3 << 20) + 1
+    part = 2 * WRITE_BLOCK + WRITE_BLOCK // 2 + 1  # two whole blocks and a remainder
     content = random.Random(7).randbytes(2 * part - 5)
     with server.client(seeded.token("owner")) as client:
         upload = _start(client, len(content), hashlib.sha256(content).hexdigest(), part_size=part)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
 
 from medarena.api.deps import CallerDep, JSONBytes, SettingsDep
 from medarena.api.schemas import ChallengeCreate, ChallengeUpdate, OrganizerAdd
@@ -67,9 +68,13 @@ def approve(slug: str, username: str, settings: SettingsDep, caller: CallerDep) 
 
 
 @router.get("/{slug}/phases/{phase}/leaderboard", response_class=JSONBytes)
-def leaderboard(slug: str, phase: str, settings: SettingsDep, caller: CallerDep) -> JSONBytes:
+async def leaderboard(slug: str, phase: str, settings: SettingsDep, caller: CallerDep) -> JSONBytes:
     """Ranks, scores, aggregates and bootstrap rank intervals."""
-    return JSONBytes(leaderboards.leaderboard_json(settings, caller, slug, phase))
+    # a kept answer is found on the event loop; one to build is built in a thread
+    answer = leaderboards.leaderboard_json(settings, caller, slug, phase, only_kept=True)
+    if answer is None:
+        answer = await run_in_threadpool(leaderboards.leaderboard_json, settings, caller, slug, phase)
+    return JSONBytes(answer)
 
 
 @router.get("/{slug}/phases/{phase}/leaderboard/cases")

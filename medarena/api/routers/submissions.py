@@ -13,7 +13,7 @@ from medarena.api.schemas import SubmissionCreate, UploadCreate
 from medarena.services import submissions, uploads
 
 router = APIRouter(prefix="/api/v1", tags=["submissions"])
-WRITE_BLOCK = 1 << 20
+WRITE_BLOCK = 4 << 20  # per hand-off to a thread: fewer hand-offs, at most two blocks held per request
 
 
 @router.post("/challenges/{slug}/phases/{phase}/uploads", status_code=201)
@@ -48,8 +48,9 @@ async def put_part(upload_id: str, index: int, request: Request, settings: Setti
 
 
 async def _receive(request: Request, writer: uploads.PartWriter) -> None:
-    """Hand the body to the writer a block at a time, in a thread (hashing and writing release the
-    GIL), while the next block arrives; at most two blocks are held."""
+    """Hand the body to the writer about :data:`WRITE_BLOCK` bytes at a time, in a thread (hashing
+    and writing release the GIL), while the next block arrives; at most two blocks are held, as the
+    chunks they arrived in (joining them would copy every byte once more)."""
     pending: asyncio.Task | None = None
     chunks: list[bytes] = []
     held = 0
@@ -60,12 +61,12 @@ async def _receive(request: Request, writer: uploads.PartWriter) -> None:
             if held >= WRITE_BLOCK:
                 if pending is not None:
                     await pending
-                pending = asyncio.ensure_future(run_in_threadpool(writer.write, b"".join(chunks)))
+                pending = asyncio.ensure_future(run_in_threadpool(writer.write_all, chunks))
                 chunks, held = [], 0
         if pending is not None:
             await pending
         if held:
-            await run_in_threadpool(writer.write, b"".join(chunks))
+            await run_in_threadpool(writer.write_all, chunks)
     finally:
         if pending is not None:
             await asyncio.wait({pending})  # the writer is aborted only once no block is being written
@@ -96,9 +97,13 @@ def list_submissions(settings: SettingsDep, caller: CallerDep,
 
 
 @router.get("/submissions/{submission_id}", response_class=JSONBytes)
-def get_submission(submission_id: int, settings: SettingsDep, caller: CallerDep) -> JSONBytes:
+async def get_submission(submission_id: int, settings: SettingsDep, caller: CallerDep) -> JSONBytes:
     """State, per-case states, reasons, runtimes and metrics, as far as the caller may see them."""
-    return JSONBytes(submissions.submission_json(settings, caller, submission_id))
+    # a kept answer is found on the event loop; one to build is built in a thread
+    answer = submissions.submission_json(settings, caller, submission_id, only_kept=True)
+    if answer is None:
+        answer = await run_in_threadpool(submissions.submission_json, settings, caller, submission_id)
+    return JSONBytes(answer)
 
 
 @router.get("/submissions/{submission_id}/logs")
