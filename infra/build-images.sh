@@ -33,7 +33,8 @@ if ! podman image exists "$BASE"; then
   components=main
   case "$mirror" in *ubuntu*) components=main,universe ;; esac
   echo "medarena: building $BASE ($suite from $mirror)"
-  step "debootstrap of $suite" debootstrap --variant=minbase --components="$components" \
+  retry_reset() { rm -rf "$rootfs" && mkdir "$rootfs"; }
+  step_retry 3 "debootstrap of $suite" debootstrap --variant=minbase --components="$components" \
     --include=python3-minimal,python3-numpy "$suite" "$rootfs" "$mirror"
   step "importing the base image" bash -c \
     "tar -C '$rootfs' -c . | podman import --change 'CMD [\"python3\"]' - '$BASE'"
