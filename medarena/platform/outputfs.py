@@ -245,27 +245,21 @@ def close_idle() -> None:
 
 
 def _sweep_lost(scratch: Path) -> None:
-    for folder in scratch.glob(POOL_PREFIX + "*-*"):
-        try:
-            pid = int(folder.name.removeprefix(POOL_PREFIX).split("-")[0])
-        except ValueError:
+    sweep(scratch, only_of_lost_processes=True)
+
+
+def sweep(scratch: Path, only_of_lost_processes: bool = False) -> None:
+    """Remove the reusable output folders in ``scratch`` (with their images): every one when a
+    scheduler run is over (no run uses one; the processes that keep them make new ones), or only
+    those of processes that are gone."""
+    for entry in Path(scratch).glob(POOL_PREFIX + "*-*"):
+        pid = entry.name.removeprefix(POOL_PREFIX).split("-")[0]
+        if only_of_lost_processes and (not pid.isdigit() or Path(f"/proc/{pid}").exists()):
             continue
-        if Path(f"/proc/{pid}").exists():
-            continue
-        if folder.suffix == ".ext4":
-            folder.unlink(missing_ok=True)
+        if entry.suffix == ".ext4":
+            entry.unlink(missing_ok=True)
         else:
-            remove_tree(folder)
-
-
-def sweep(scratch: Path) -> None:
-    """Remove every reusable output folder in ``scratch`` (a scheduler run is over: no run uses
-    one; the processes that keep them make new ones)."""
-    for folder in Path(scratch).glob(POOL_PREFIX + "*"):
-        if folder.suffix != ".ext4":
-            remove_tree(folder)
-    for image in Path(scratch).glob(POOL_PREFIX + "*.ext4"):
-        image.unlink(missing_ok=True)
+            remove_tree(entry)
 
 
 atexit.register(close_idle)
