@@ -226,6 +226,37 @@ def test_a_served_phase_hands_a_slot_its_cases_a_few_at_a_time(home, tmp_path, m
     assert {(j.state, j.reason) for j in _jobs(settings, crashing)} == {("failed", "exit_code")}
 
 
+def test_an_outcome_that_cannot_be_written_costs_only_its_own_case_of_a_batch(home, tmp_path, monkeypatch,
+                                                                             no_podman):
+    from medarena.platform.scheduling import recorder
+
+    monkeypatch.setenv("MEDARENA_CONTAINER_BACKEND", "fake")
+    monkeypatch.setattr(outputfs, "loop_mount_available", lambda: False)
+    settings = load_settings()
+    phase = {"slug": "test", "opens": "2020-01-01T00:00:00Z", "many_cases_per_start": True}
+    organizer.create_challenge(settings, write_definition(tmp_path / "toy.yaml", limits=LIMITS, phases=[phase]))
+    organizer.ingest_phase(settings, "toy", "test", write_source(tmp_path / "src", n=6))
+    sid, _ = organizer.submit(settings, "toy", "test", "ann", "test/threshold")
+    real_apply, failed = recorder._apply, []
+
+    def apply_failing_for_case3s_first_outcome(session, job, stage, outcome):
+        # the batch's transaction, then case3's own: case3's first outcome cannot be written
+        if outcome.case == "case3" and stage == "run" and not outcome.platform_error and len(failed) < 2:
+            failed.append(job.id)
+            raise ValueError("a value the database refuses (simulated)")
+        return real_apply(session, job, stage, outcome)
+
+    monkeypatch.setattr(recorder, "_apply", apply_failing_for_case3s_first_outcome)
+    executor = CountingAdapter(slots=2)
+    assert scheduler.run(settings, [sid], executor=executor) == [sid]
+    assert max(executor.tasks) > 1  # the six cases went in batches
+    by_case = {j.case.name: j for j in _jobs(settings, sid)}
+    assert {name: (j.state, j.attempts) for name, j in by_case.items()} == {
+        f"case{i}": ("succeeded", 2 if i == 3 else 1) for i in range(6)}
+    assert "recording the outcome failed" in by_case["case3"].platform_log
+    assert "simulated" in by_case["case3"].platform_log and "simulated" not in by_case["case3"].detail
+
+
 def test_reevaluation_scores_stored_predictions_without_running_a_container(toy, tmp_path):
     sid, _ = organizer.submit(toy, "toy", "test", "ann", "test/threshold")
     _run(toy)
