@@ -243,14 +243,12 @@ def try_image(settings: Settings, image: str, challenge: str, phase: str, cases:
                               references_url=layout.references_url(settings, challenge, phase),
                               predictions_url=None, scratch=str(settings.scratch),
                               scope=f"{challenge}/{phase}", **model_fields)
-        outcome = casejob.run_algorithm(job)
-        runtime = outcome.runtime_seconds
-        if outcome.state == JobState.EVALUATING:
-            outcome = casejob.evaluate_case(job, outcome.predictions)
-            outcome.runtime_seconds = runtime
+        ran = casejob.run_case(job)  # scored in the same step, as on a worker
+        outcome = ran.evaluated or (casejob.evaluate_case(job, ran.predictions)
+                                    if ran.state == JobState.EVALUATING else ran)
         rows.append({"case": name, "state": outcome.state, "reason": outcome.reason, "detail": outcome.detail,
-                     "runtime_seconds": outcome.runtime_seconds, "metrics": outcome.rows,
-                     "stderr_tail": outcome.stderr_tail})
+                     "runtime_seconds": ran.runtime_seconds, "metrics": outcome.rows,
+                     "stderr_tail": ran.stderr_tail})
         if on_progress:
             on_progress(i + 1, len(names))
     return rows
